@@ -1,0 +1,7 @@
+"""`python -m stunscope`."""
+
+import sys
+
+from stunscope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""State reconstruction from the message stream: transactions, TURN, ICE, NAT, verdicts."""

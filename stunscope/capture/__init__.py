@@ -1,0 +1,1 @@
+"""Packet sources: pcap/pcapng reader, link/IP/UDP/TCP unwrap, message stream, live capture."""

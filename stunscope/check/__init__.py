@@ -1,0 +1,1 @@
+"""CI assertions: rules, profiles, JUnit output, baselines, the pytest plugin."""

@@ -1,0 +1,1 @@
+"""Headless outputs: text, JSON and JSON Lines renderers."""

@@ -1,0 +1,43 @@
+"""Shared fixtures: where the bundled captures and the ../shared corpus and vectors live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+VECTORS = SHARED / "vectors" / "rfc5769.json"
+
+
+def corpus_files() -> list[Path]:
+    """Every capture in ../shared/corpus (empty when ../shared is absent)."""
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p for p in CORPUS.rglob("*") if p.suffix in {".pcap", ".pcapng"})
+
+
+def bundled_captures() -> list[Path]:
+    """Every capture bundled in captures/."""
+    return sorted(p for p in CAPTURES.glob("*") if p.suffix in {".pcap", ".pcapng", ".gz"})
+
+
+@pytest.fixture
+def corpus() -> Path:
+    """The ../shared/corpus folder; skips the test when it is absent."""
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is absent")
+    return CORPUS
+
+
+@pytest.fixture
+def rfc5769_vectors() -> list[dict]:
+    """The RFC 5769 vectors from ../shared; skips the test when they are absent."""
+    import json
+
+    if not VECTORS.is_file():
+        pytest.skip("../shared/vectors/rfc5769.json is absent")
+    return json.loads(VECTORS.read_text())["vectors"]
