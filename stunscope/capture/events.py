@@ -11,19 +11,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Union
 
-from stunscope.wire.message import ChannelData, DecodeFailure, StunMessage
+from stunscope.wire.message import ChannelData, DecodeFailure, Endpoint, StunMessage
 
-
-class Endpoint(NamedTuple):
-    """A transport address. ``str()`` gives ``1.2.3.4:3478`` or ``[::1]:3478`` (the JSON form)."""
-
-    ip: str
-    port: int
-
-    def __str__(self) -> str:
-        if ":" in self.ip:
-            return f"[{self.ip}]:{self.port}"
-        return f"{self.ip}:{self.port}"
+__all__ = ["Endpoint", "Event", "MessageEvent", "Packet", "Undecodable", "Unreachable"]
 
 
 class Packet(NamedTuple):

@@ -21,6 +21,18 @@ HEADER_LEN = 20
 """RFC 8489 §5: the STUN header is 20 bytes."""
 
 
+class Endpoint(NamedTuple):
+    """A transport address. ``str()`` gives ``1.2.3.4:3478`` or ``[::1]:3478`` (the JSON form)."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        if ":" in self.ip:
+            return f"[{self.ip}]:{self.port}"
+        return f"{self.ip}:{self.port}"
+
+
 class MessageClass(IntEnum):
     """RFC 8489 §5: the two class bits C1 C0 of the message type."""
 
