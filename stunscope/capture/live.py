@@ -1,0 +1,423 @@
+"""Live capture with Scapy: frames from a Linux packet socket, through a bounded queue, as Records.
+
+The only module that imports scapy, and only when a capture starts or interfaces are listed, so
+importing this module (for ``DEFAULT_FILTER``) costs nothing.
+
+Pipeline: a ``PF_PACKET`` socket with the BPF filter attached in the kernel (compiled by scapy)
+-> scapy's ``AsyncSniffer(store=False)`` thread -> ``prn`` numbers each frame, writes it to the
+pcapng file (``-w``) and appends it to a bounded queue -> ``LiveCapture.records()`` yields
+``Record``s for ``capture.stream.iter_events``.
+
+Lossless where it matters: frames are numbered and written in the capture thread, so the file
+holds every frame the kernel delivered even when the analysis falls behind; a frame that finds the
+queue full is counted in ``dropped_queue`` (its number is skipped, so live frame numbers equal
+the file's). Frames the kernel could not deliver (socket buffer full) are counted in
+``dropped_kernel`` from ``PACKET_STATISTICS``. Nothing is dropped silently.
+
+Speed: the socket hands the sniffer a batch of frames per wake-up (everything readable, up to
+``_BATCH``) instead of one dissected scapy ``Packet`` per frame; frames are never dissected here
+(``capture.layers`` does that). See ``bench/live_capture.py`` for the measured rate.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from stunscope.capture.pcapng_writer import PcapngWriter, RingWriter
+from stunscope.capture.records import Record
+from stunscope.errors import InputError, UsageError
+
+__all__ = ["DEFAULT_FILTER", "Interface", "LiveCapture", "LiveStats", "list_interfaces"]
+
+# Well-known UDP services whose first payload byte can fall in the STUN (0-3) or ChannelData
+# (64-79) ranges by chance: DNS, DHCP, NTP, NetBIOS, SSDP, mDNS, LLMNR.
+_UDP_NOISE_PORTS = (53, 67, 68, 123, 137, 138, 1900, 5353, 5355)
+# TCP ports whose traffic is bulk and never decodable STUN: SSH, and TLS (HTTPS, TURNS).
+_TCP_NOISE_PORTS = (22, 443, 5349)
+
+DEFAULT_FILTER = (
+    "(udp and (udp[8] < 4 or (udp[8] > 63 and udp[8] < 80))"
+    + "".join(f" and not port {p}" for p in _UDP_NOISE_PORTS)
+    + ") or (tcp"
+    + "".join(f" and not port {p}" for p in _TCP_NOISE_PORTS)
+    + ") or icmp or icmp6 or (ip and ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)"
+)
+"""The capture filter used unless ``-f`` is given (RFC 7983 first-byte ranges, checked in-kernel).
+
+Keeps: UDP datagrams whose first payload byte is 0-3 (STUN, classic STUN, on any port) or 64-79
+(TURN ChannelData, which carries tunnelled STUN); all TCP (STUN over TCP cannot be recognised per
+segment); ICMP/ICMPv6 (unreachables quoting STUN flows); IP fragments (later fragments carry no
+UDP header to test). Keeps out: UDP media and other payloads (DTLS 20-63, RTP/RTCP 128-191,
+QUIC long headers, raw data relayed between a TURN relay and its peers), the UDP services in
+``_UDP_NOISE_PORTS`` and TCP on ports 22, 443 and 5349 (SSH and TLS, which cannot be decoded).
+Pass ``-f ''`` to capture everything.
+"""
+
+SNAPLEN = 262144
+"""Largest frame kept whole (as dumpcap); the loopback MTU is 65536."""
+
+_SOCKET_BUFFER = 16 * 1024 * 1024
+"""Kernel receive buffer: absorbs bursts while the capture thread is descheduled."""
+
+_BATCH = 512
+"""Most frames read from the socket per wake-up of the sniffer thread."""
+
+# Linux constants (linux/if_packet.h, asm-generic/socket.h, linux/if_arp.h).
+_ETH_P_ALL = 0x0003
+_SOL_PACKET = 263
+_PACKET_STATISTICS = 6
+_SO_TIMESTAMPNS = 35
+_SO_RCVBUFFORCE = 33
+_PACKET_OUTGOING = 4
+_ARPHRD_LOOPBACK = 772
+_LINKTYPES = {1: 1, _ARPHRD_LOOPBACK: 1, 0xFFFE: 101}
+"""ARPHRD_ hardware type -> LINKTYPE_: Ethernet and loopback frames carry an Ethernet header,
+ARPHRD_NONE (tun devices) gives raw IP."""
+
+_TIMESPEC = struct.Struct("@qq")
+_TPACKET_STATS = struct.Struct("@II")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+class Interface(NamedTuple):
+    """A capturable interface: ``name``, its IP ``addresses`` and whether it is ``up``."""
+
+    name: str
+    addresses: tuple[str, ...]
+    up: bool
+
+    def __str__(self) -> str:
+        state = "up" if self.up else "down"
+        return f"{self.name:<12} {state:<4} {' '.join(self.addresses)}".rstrip()
+
+
+class LiveStats(NamedTuple):
+    """Counters of a capture: frames ``captured`` (numbered and written), frames lost because the
+    analysis queue was full (``dropped_queue``) or the kernel buffer was (``dropped_kernel``)."""
+
+    captured: int
+    dropped_queue: int
+    dropped_kernel: int
+
+    @property
+    def dropped(self) -> int:
+        """All frames lost to the analysis."""
+        return self.dropped_queue + self.dropped_kernel
+
+    def __str__(self) -> str:
+        return (
+            f"{self.captured} packets captured, {self.dropped} dropped "
+            f"({self.dropped_queue} queue full, {self.dropped_kernel} by the kernel)"
+        )
+
+
+def list_interfaces() -> list[Interface]:
+    """The interfaces scapy can capture on, in the kernel's index order."""
+    import scapy.arch  # noqa: F401 (loads the platform's interface provider into conf.ifaces)
+    from scapy.config import conf
+
+    found = []
+    for iface in sorted(conf.ifaces.values(), key=lambda i: i.index):
+        addresses = tuple(a for family in (4, 6) for a in iface.ips.get(family, ()))
+        flags = str(getattr(iface, "flags", "")).split("+")
+        found.append(Interface(iface.name, addresses, "UP" in flags))
+    return found
+
+
+def _permission_message(iface: str) -> str:
+    return (
+        f"capturing on {iface} needs root or CAP_NET_RAW "
+        "(try: sudo setcap cap_net_raw,cap_net_admin=eip $(readlink -f $(which python3)))"
+    )
+
+
+class _Batch(list):  # type: ignore[type-arg]
+    """The frames one wake-up read: what the sniffer loop passes to ``prn`` as one "packet"."""
+
+    __slots__ = ("sniffed_on",)
+
+
+class _FrameSocket:
+    """A ``PF_PACKET`` socket that the scapy sniffer loop can select on and ``recv`` from.
+
+    ``recv`` returns a ``_Batch`` of ``(ts, data, orig_len)`` without dissecting anything. On a
+    loopback interface each frame is seen twice (leaving and arriving); as libpcap does, the
+    outgoing copy is skipped.
+    """
+
+    nonblocking_socket = False
+
+    def __init__(self, iface: str, bpf: str | None) -> None:
+        from scapy.arch.linux import attach_filter
+        from scapy.error import Scapy_Exception
+
+        try:
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+        except PermissionError:
+            raise InputError(_permission_message(iface)) from None
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)  # nothing before bind
+            if bpf:
+                try:
+                    attach_filter(self._sock, bpf, iface)
+                except Scapy_Exception as exc:
+                    raise UsageError(f"bad capture filter {bpf!r}: {exc}") from None
+            self._sock.bind((iface, _ETH_P_ALL))
+            self._drain()
+            self._set_buffer()
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            hatype = self._sock.getsockname()[3]
+        except BaseException:
+            self._sock.close()
+            raise
+        if hatype not in _LINKTYPES:
+            self._sock.close()
+            raise InputError(
+                f"cannot capture on {iface}: hardware type {hatype} is not supported "
+                "(Ethernet, loopback and tun interfaces are)"
+            )
+        self.linktype = _LINKTYPES[hatype]
+        self._skip_outgoing = hatype == _ARPHRD_LOOPBACK
+        self._buf = bytearray(SNAPLEN)
+        self._view = memoryview(self._buf)
+        self.kernel_drops = 0
+        self._stats_lock = threading.Lock()
+
+    def _drain(self) -> None:
+        """Discard what arrived between socket creation and the filter taking effect."""
+        while select.select([self._sock], [], [], 0)[0]:
+            self._sock.recv(SNAPLEN)
+
+    def _set_buffer(self) -> None:
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _SOCKET_BUFFER)
+        except PermissionError:  # without CAP_NET_ADMIN: up to net.core.rmem_max
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for ``select``)."""
+        return self._sock.fileno()
+
+    @staticmethod
+    def select(sockets: list[Any], remain: float | None = None) -> list[Any]:
+        """What scapy's sniffer loop calls to wait for readable sockets."""
+        return select.select(sockets, [], [], remain)[0]
+
+    def recv(self, _size: int = 0) -> _Batch:
+        """Every frame readable now, up to ``_BATCH``; waits for the first one."""
+        batch = _Batch()
+        flags = 0
+        sock, buf, view = self._sock, self._buf, self._view
+        while len(batch) < _BATCH:
+            try:
+                size, ancillary, _, address = sock.recvmsg_into(
+                    [buf], _ANCILLARY_SIZE, socket.MSG_TRUNC | flags
+                )
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EBADF:  # closed by stop()
+                    break
+                raise
+            flags = socket.MSG_DONTWAIT
+            if self._skip_outgoing and address[2] == _PACKET_OUTGOING:
+                continue
+            ts = time.time()
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                    sec, nsec = _TIMESPEC.unpack(data)
+                    ts = sec + nsec * 1e-9
+            batch.append((ts, bytes(view[: min(size, SNAPLEN)]), size))
+        return batch
+
+    def read_kernel_drops(self) -> int:
+        """Frames the kernel dropped for this socket so far (the counter resets when read)."""
+        with self._stats_lock:
+            try:
+                raw = self._sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _TPACKET_STATS.size)
+            except OSError:  # closed
+                return self.kernel_drops
+            self.kernel_drops += _TPACKET_STATS.unpack(raw)[1]
+            return self.kernel_drops
+
+    def close(self) -> None:
+        """Close the socket (reading the last drop counters first)."""
+        self.read_kernel_drops()
+        self._view.release()
+        self._sock.close()
+
+
+class LiveCapture:
+    """Capture frames on ``iface`` (BPF ``bpf``; None for no filter) into a bounded queue.
+
+    ``queue_size`` bounds the frames waiting for the analysis; ``write`` is a pcapng path, rotated
+    as a ring of ``ring`` files of ``ring_size_mb`` megabytes (10**6 bytes) when ``ring`` is set.
+    ``count`` and ``duration_s`` stop the capture after that many frames or seconds.
+
+    Raises ``UsageError`` (exit 2) for an unknown interface (the message lists the real ones) or a
+    bad filter, ``InputError`` (exit 3) without the permission to capture or to write the file.
+    The capture starts in the constructor; use it as a context manager or call ``stop()``.
+    """
+
+    def __init__(
+        self,
+        iface: str,
+        bpf: str | None = DEFAULT_FILTER,
+        *,
+        queue_size: int = 100_000,
+        write: str | None = None,
+        ring: int | None = None,
+        ring_size_mb: float | None = None,
+        count: int | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        names = [i.name for i in list_interfaces()]
+        if iface not in names:
+            raise UsageError(f"no interface {iface!r}; interfaces: {', '.join(names)}")
+        self.iface = iface
+        self._socket = _FrameSocket(iface, bpf)
+        self.linktype = self._socket.linktype
+        try:
+            self._writer = self._open_writer(write, ring, ring_size_mb)
+        except BaseException:
+            self._socket.close()
+            raise
+        self._queue: deque[Record] = deque()
+        self._queue_size = queue_size
+        self._ready = threading.Event()
+        self._started = threading.Event()
+        self._finished = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._count = count or 0
+        self._frames = 0
+        self._dropped_queue = 0
+        self._start(duration_s)
+
+    def _open_writer(
+        self, write: str | None, ring: int | None, ring_size_mb: float | None
+    ) -> PcapngWriter | RingWriter | None:
+        if write is None:
+            return None
+        try:
+            if ring:
+                size = int((ring_size_mb or 100) * 1_000_000)
+                return RingWriter(
+                    write, self.linktype, files=ring, size_bytes=size, if_name=self.iface
+                )
+            return PcapngWriter(write, self.linktype, if_name=self.iface)
+        except OSError as exc:
+            raise InputError(f"cannot write {write}: {exc.strerror}") from None
+
+    def _start(self, duration_s: float | None) -> None:
+        from scapy.sendrecv import AsyncSniffer
+
+        self._sniffer = AsyncSniffer(
+            opened_socket=self._socket,
+            store=False,
+            prn=self._on_batch,
+            stop_filter=self._reached_count,
+            started_callback=self._started.set,
+        )
+        self._deadline = None if duration_s is None else time.monotonic() + duration_s
+        self._sniffer.start()
+        self._ticker = threading.Thread(target=self._tick, name="stunscope-flush", daemon=True)
+        self._ticker.start()
+
+    def _on_batch(self, batch: _Batch) -> None:
+        """In the sniffer thread: number, write and enqueue the frames of one wake-up."""
+        if self._count:
+            del batch[max(0, self._count - self._frames) :]
+        writer, queue, linktype = self._writer, self._queue, self.linktype
+        room = self._queue_size - len(queue)
+        frame = self._frames
+        for ts, data, orig_len in batch:
+            frame += 1
+            if writer is not None:
+                writer.write(ts, data, orig_len)
+            if room > 0:
+                queue.append(Record(frame, ts, linktype, data, orig_len))
+                room -= 1
+            else:
+                self._dropped_queue += 1
+        self._frames = frame
+        self._ready.set()
+
+    def _reached_count(self, _batch: _Batch) -> bool:
+        return 0 < self._count <= self._frames
+
+    def _tick(self) -> None:
+        """Until the capture ends: flush the file every 200 ms, notice that the sniffer stopped,
+        stop it at the deadline."""
+        while not self._finished.wait(0.1):
+            if self._writer is not None:
+                self._writer.flush_if_due()
+            self._socket.read_kernel_drops()
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.stop()
+            elif not self._sniffer.thread.is_alive():
+                self._finish()
+
+    def _finish(self) -> None:
+        """Once the sniffer thread is over: close the socket and the file, wake the reader."""
+        with self._finish_lock:
+            if self._finished.is_set():
+                return
+            self._socket.close()
+            if self._writer is not None:
+                self._writer.close()
+            self._finished.set()
+            self._ready.set()
+
+    @property
+    def running(self) -> bool:
+        """True until the capture stopped (``stop()``, ``count`` or ``duration_s`` reached)."""
+        return not self._finished.is_set()
+
+    def records(self) -> Iterator[Record]:
+        """The captured frames as Records, until the capture stops and the queue is empty."""
+        queue, ready = self._queue, self._ready
+        while True:
+            try:
+                yield queue.popleft()
+                continue
+            except IndexError:
+                pass
+            if self._finished.is_set():
+                if not queue:
+                    return
+                continue
+            ready.clear()
+            if not queue:
+                ready.wait(0.5)
+
+    def stats(self) -> LiveStats:
+        """Counters so far (``dropped_kernel`` is refreshed by this call)."""
+        kernel = self._socket.read_kernel_drops()
+        return LiveStats(self._frames, self._dropped_queue, kernel)
+
+    def stop(self) -> None:
+        """Stop capturing; the file is flushed and closed. Queued records can still be read."""
+        thread = self._sniffer.thread
+        while thread.is_alive() and not self._started.wait(0.05):
+            pass  # the sniffer can only be stopped once its loop is set up
+        if self._sniffer.running:
+            try:
+                self._sniffer.stop(join=False)
+            except Exception:  # it finished on its own in between (count or duration)
+                pass
+        thread.join()
+        self._finish()
+
+    def __enter__(self) -> LiveCapture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
