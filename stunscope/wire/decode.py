@@ -38,11 +38,12 @@ from stunscope.wire.message import (
     ChannelData,
     DecodeFailure,
     MessageClass,
+    MsTurnMux,
     StunMessage,
 )
-from stunscope.wire.registry import METHODS
+from stunscope.wire.registry import CLASSIC_TYPES
 
-__all__ = ["FINDINGS", "decode_channeldata", "decode_message", "split_type"]
+__all__ = ["FINDINGS", "decode_channeldata", "decode_message", "decode_ms_turn_mux", "split_type"]
 
 FINDINGS: dict[str, str] = {
     "length-not-multiple-of-4": "message length is not a multiple of 4 (RFC 8489 §5)",
@@ -110,9 +111,9 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
     """Decode one STUN message from ``data``; never raises.
 
     RFC 5389/8489 messages are recognised by the magic cookie (RFC 8489 §5). Without it, a
-    classic RFC 3489 message (§11.1) is accepted only when its structure holds: a registered
-    method (classic Binding/Shared Secret, or the cookie-less MS-TURN methods), a length that is a
-    multiple of 4 and matches the bytes exactly, and attributes that tile it. Anything else is a
+    classic RFC 3489 message (§11.1) is accepted only when its structure holds: a type from
+    :data:`~stunscope.wire.registry.CLASSIC_TYPES` (RFC 3489 and cookie-less [MS-TURN]), a length
+    that is a multiple of 4 and matches the bytes exactly, and attributes that tile it. Anything else is a
     :class:`DecodeFailure`.
     """
     size = len(data)
@@ -125,7 +126,7 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
     end = HEADER_LEN + length
     findings: list[str] = []
     if not magic:
-        if length & 3 or end != size or _TYPE_TABLE[msg_type][0] not in METHODS:
+        if length & 3 or end != size or msg_type not in CLASSIC_TYPES:
             return DecodeFailure(
                 4, "not-stun", "no magic cookie, and not a classic RFC 3489 message by structure"
             )
@@ -241,3 +242,20 @@ def decode_channeldata(data: bytes, tcp: bool) -> ChannelData | DecodeFailure:
     if size > end + pad:
         findings.append("trailing-bytes")
     return ChannelData(channel, length, data[4:end], tuple(findings), padded)
+
+
+def decode_ms_turn_mux(data: bytes) -> MsTurnMux | DecodeFailure:
+    """Unwrap a [MS-TURN] §2.2.3 multiplexed TURN packet; never raises.
+
+    Layout: Channel_ID 0xFF10 (2 bytes), Length (2 bytes, counting everything after itself, so
+    the 8-byte MTURN_Session_ID included), MTURN_Session_ID (8 bytes), Data.
+    """
+    size = len(data)
+    if size < 12 or data[:2] != b"\xff\x10":
+        return DecodeFailure(0, "not-ms-turn-mux", "needs 0xFF10, a length and an 8-byte session id")
+    length = int.from_bytes(data[2:4], "big")
+    end = 4 + length
+    if length < 8:
+        return DecodeFailure(2, "bad-length", f"length {length} cannot hold the 8-byte session id")
+    findings = ("truncated",) if end > size else ("trailing-bytes",) if end < size else ()
+    return MsTurnMux(data[4:12], length, data[12:end], findings)

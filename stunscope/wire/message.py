@@ -113,3 +113,16 @@ class DecodeFailure(NamedTuple):
     offset: int
     reason: str
     detail: str
+
+
+class MsTurnMux(NamedTuple):
+    """A [MS-TURN] §2.2.3 multiplexed TURN packet: ``0xFF10``, length, 8-byte session id, data.
+
+    ``data`` is the wrapped payload (a STUN message or application data for the stream that
+    ``session_id`` names); the capture layer unwraps it and classifies ``data`` again.
+    """
+
+    session_id: bytes
+    length: int
+    data: bytes
+    findings: tuple[str, ...]

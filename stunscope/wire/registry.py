@@ -20,6 +20,7 @@ __all__ = [
     "ATTRIBUTES",
     "ERROR_REASONS",
     "METHODS",
+    "CLASSIC_TYPES",
     "AttrSpec",
     "attr_name",
     "comprehension_required",
@@ -41,6 +42,14 @@ METHODS: dict[int, str] = {
     0x080: "GOOG-PING",  # IANA (Google)
 }
 """IANA STUN Methods: 12-bit method code -> RFC name (as used in the JSON contract)."""
+
+CLASSIC_TYPES = frozenset(
+    {0x0001, 0x0101, 0x0111, 0x0002, 0x0102, 0x0112,  # RFC 3489 §11.1
+     0x0003, 0x0103, 0x0113, 0x0004, 0x0104, 0x0114, 0x0115, 0x0006, 0x0106, 0x0116}  # [MS-TURN] §2.2.1
+)
+"""Message types accepted without the magic cookie: RFC 3489 §11.1 Binding and Shared Secret,
+and the cookie-less [MS-TURN] §2.2.1 types (Allocate, Send, Data indication 0x0115, Set Active
+Destination). Anything else without the cookie is not STUN."""
 
 
 class AttrSpec(NamedTuple):
