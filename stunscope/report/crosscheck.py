@@ -1,0 +1,332 @@
+"""Differential check of stunscope's decoder against tshark's, message by message.
+
+Both decoders are run over the same capture and reduced to the same comparable record per
+message (the fields of the ``messages --format jsonl`` contract that tshark also decodes):
+``kind``, ``method``, ``class``, ``txid``, ``mapped``, ``relayed``, ``peers``, ``error_code``,
+``fingerprint`` and ``channel``. Records are matched by frame number (and by transaction id, then
+order, inside a frame). Every difference becomes a :class:`Disagreement`; those that match a
+documented case where tshark 4.0 is wrong or blind (:data:`KNOWN_CASES`, evidence in
+``docs/tshark-disagreements.md``) are labelled ``known`` and do not fail the check.
+
+tshark is found through pyshark (imported lazily, only here) but run directly, once per file,
+with ``-T json --no-duplicate-keys``: pyshark's ``FileCapture(use_json=True)`` merges the
+protocol layers of a frame by name, so the second STUN message of a TCP segment is silently
+lost, and its per-packet asyncio parsing is two orders of magnitude slower than one JSON read.
+
+Scope of the comparison: messages sent directly on UDP/TCP. Messages tunnelled inside
+ChannelData or Send/Data indications are not dissected by tshark (it shows them as ``data``)
+and copies of STUN quoted inside ICMP errors are not traffic (tshark decodes them; stunscope
+reports an ``icmp-unreachable`` event); both are counted, not compared.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stunscope.errors import InputError, StunscopeError
+from stunscope.wire.registry import method_name
+
+__all__ = [
+    "COMPARED_FIELDS",
+    "KNOWN_CASES",
+    "CrosscheckResult",
+    "Disagreement",
+    "TsharkUnavailable",
+    "compare",
+    "crosscheck",
+    "stunscope_records",
+    "tshark_records",
+]
+
+COMPARED_FIELDS = (
+    "kind", "method", "class", "txid", "mapped", "relayed", "peers", "error_code", "fingerprint",
+    "channel",
+)
+"""The JSON contract keys both decoders produce."""
+
+TSHARK_FILTER = "stun || classicstun"
+TSHARK_PREFS = ("-o", "udp.try_heuristic_first:TRUE", "-o", "tcp.try_heuristic_first:TRUE")
+"""Let content, not the port table, pick the dissector (DESIGN.md principle 8); without these
+tshark hands STUN on a port registered to another protocol (UDP 3503: MPLS LSP ping) to that
+protocol's dissector."""
+
+_CLASSES = ("request", "indication", "success", "error")
+_MISSING = "missing"
+
+Record = dict[str, Any]
+
+
+class TsharkUnavailable(StunscopeError):
+    """tshark (or pyshark, which locates it) is not installed: the comparison cannot run (exit 3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """One difference between the decoders on one message.
+
+    ``field`` is a compared key, or ``message`` when only one decoder found a message there
+    (then ``ours``/``theirs`` hold ``kind method class`` or ``None``). ``case`` is the
+    :data:`KNOWN_CASES` key that explains it, or None when it is unexplained.
+    """
+
+    frame: int
+    field: str
+    ours: Any
+    theirs: Any
+    case: str | None
+
+    @property
+    def known(self) -> bool:
+        """True when a documented tshark error or blind spot explains the difference."""
+        return self.case is not None
+
+
+@dataclass(slots=True)
+class CrosscheckResult:
+    """The comparison of one capture: counts, disagreements, and a capture error if any."""
+
+    path: Path
+    compared: int = 0
+    ours_only: int = 0
+    theirs_only: int = 0
+    tunnelled: int = 0
+    icmp_quoted: int = 0
+    disagreements: list[Disagreement] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def unexplained(self) -> list[Disagreement]:
+        """Disagreements no documented case explains: each is a bug in one of the decoders."""
+        return [d for d in self.disagreements if not d.known]
+
+
+# --------------------------------------------------------------------------- tshark side
+
+def _tshark_path() -> str:
+    """The tshark executable pyshark would run (lazy pyshark import)."""
+    try:
+        from pyshark.tshark.tshark import TSharkNotFoundException, get_process_path
+    except ImportError as exc:
+        raise TsharkUnavailable("pyshark is not installed (pip install pyshark)") from exc
+    try:
+        return get_process_path()
+    except TSharkNotFoundException as exc:
+        raise TsharkUnavailable("tshark is not installed (apt-get install tshark)") from exc
+
+
+def _as_list(value: Any) -> list[Any]:
+    """tshark JSON gives one child as an object and several as a list: always a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _split_type(msg_type: int) -> tuple[int, str]:
+    """RFC 8489 §5: method bits M11..M0 and class bits C1 C0 of a message type."""
+    method = (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
+    cls = ((msg_type >> 4) & 1) | ((msg_type >> 7) & 2)
+    return method, _CLASSES[cls]
+
+
+def _tshark_address(att: dict[str, Any], prefix: str) -> str | None:
+    """``ip:port`` / ``[ip]:port`` of a tshark address attribute (already un-XORed by tshark)."""
+    port = att.get(f"{prefix}.port")
+    if f"{prefix}.ipv4" in att:
+        return f"{att[f'{prefix}.ipv4']}:{port}"
+    if f"{prefix}.ipv6" in att:
+        return f"[{att[f'{prefix}.ipv6']}]:{port}"
+    return None
+
+
+def _tshark_attributes(layer: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """The attribute subtrees of a ``stun`` or ``classicstun`` layer, in wire order."""
+    if prefix == "stun":
+        return _as_list(layer.get("stun.attributes", {}).get("stun.attribute_tree"))
+    atts: list[dict[str, Any]] = []
+    for value in (layer.get("classicstun.att") or {}).values():
+        atts.extend(_as_list(value))
+    return atts
+
+
+def _tshark_record(layer: dict[str, Any], prefix: str) -> Record:
+    """Reduce one tshark ``stun``/``classicstun`` layer to the compared fields."""
+    if "stun.channel" in layer:
+        return {"kind": "channeldata", "method": None, "class": None, "txid": None, "mapped": None,
+                "relayed": None, "peers": [], "error_code": None, "fingerprint": None,
+                "channel": int(layer["stun.channel"], 16)}
+    method, cls = _split_type(int(layer[f"{prefix}.type"], 16))
+    rec: Record = {
+        "kind": "stun" if prefix == "stun" else "classic-stun",
+        "method": method_name(method), "class": cls,
+        "txid": layer.get(f"{prefix}.id", "").replace(":", ""),
+        "mapped": None, "relayed": None, "peers": [], "error_code": None, "fingerprint": None,
+        "channel": None,
+    }
+    plain_mapped = None
+    for att in _tshark_attributes(layer, prefix):
+        atype = int(att.get(f"{prefix}.att.type", "0xffff"), 16)
+        if atype in (0x0020, 0x8020):
+            rec["mapped"] = rec["mapped"] or _tshark_address(att, f"{prefix}.att")
+        elif atype == 0x0001:
+            plain_mapped = plain_mapped or _tshark_address(att, f"{prefix}.att")
+        elif atype == 0x0016:
+            rec["relayed"] = rec["relayed"] or _tshark_address(att, f"{prefix}.att")
+        elif atype == 0x0012 and prefix == "stun":
+            addr = _tshark_address(att, f"{prefix}.att")
+            if addr:
+                rec["peers"].append(addr)
+        elif atype == 0x0009 and rec["error_code"] is None:
+            klass, number = att.get(f"{prefix}.att.error.class"), att.get(f"{prefix}.att.error")
+            if klass is not None and number is not None:
+                rec["error_code"] = int(klass) * 100 + int(number)
+        elif atype == 0x8028:
+            status = att.get(f"{prefix}.att.crc32.status")
+            rec["fingerprint"] = {"1": "ok", "0": "bad"}.get(status)
+    rec["mapped"] = rec["mapped"] or plain_mapped
+    return rec
+
+
+def tshark_records(path: Path, timeout_s: float = 120.0) -> tuple[dict[int, list[Record]], int]:
+    """Run tshark once over ``path``: frame -> records of direct messages, and ICMP-quoted count.
+
+    Raises :class:`TsharkUnavailable` when tshark is missing and :class:`InputError` when
+    tshark cannot read the file at all.
+    """
+    import orjson
+
+    cmd = [_tshark_path(), "-r", str(path), "-n", *TSHARK_PREFS, "-Y", TSHARK_FILTER,
+           "-T", "json", "--no-duplicate-keys"]
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+    if proc.returncode != 0 and not proc.stdout.strip():
+        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError(f"tshark cannot read {path}: {reason[-1] if reason else proc.returncode}")
+    frames: dict[int, list[Record]] = {}
+    quoted = 0
+    for packet in orjson.loads(proc.stdout or b"[]"):
+        layers = packet["_source"]["layers"]
+        frame = int(layers["frame"]["frame.number"])
+        protocols = layers["frame"]["frame.protocols"].split(":")
+        in_icmp = any(p in ("icmp", "icmpv6") for p in protocols)
+        for prefix in ("stun", "classicstun"):
+            for layer in _as_list(layers.get(prefix)):
+                if in_icmp:
+                    quoted += 1
+                    continue
+                frames.setdefault(frame, []).append(_tshark_record(layer, prefix))
+    return frames, quoted
+
+
+# --------------------------------------------------------------------------- stunscope side
+
+def stunscope_records(path: Path) -> tuple[dict[int, list[Record]], int, str | None]:
+    """Decode ``path`` with stunscope: frame -> records of direct messages, tunnelled count, error.
+
+    A capture error (truncated file, ...) ends the stream; what was read is still returned with
+    the error's text, so the comparison covers everything before the damage.
+    """
+    from stunscope.capture.events import MessageEvent
+    from stunscope.capture.stream import open_events
+    from stunscope.report.messages import event_to_json
+
+    frames: dict[int, list[Record]] = {}
+    tunnelled = 0
+    error = None
+    try:
+        for event in open_events(path):
+            if type(event) is not MessageEvent:
+                continue
+            if event.tunnel is not None:
+                tunnelled += 1
+                continue
+            obj = event_to_json(event, None)
+            frames.setdefault(event.frame, []).append({k: obj[k] for k in COMPARED_FIELDS})
+    except InputError as exc:
+        error = str(exc)
+    return frames, tunnelled, error
+
+
+# --------------------------------------------------------------------------- known cases
+
+Explainer = Callable[[str, Record | None, Record | None], bool]
+
+
+def _unregistered_method(fld: str, ours: Record | None, theirs: Record | None) -> bool:
+    """WhatsApp's methods 0x200-0x2ff are not in tshark's method table: its heuristic rejects them."""
+    return (fld == "message" and theirs is None and ours is not None
+            and ours["kind"] == "stun" and str(ours["method"]).startswith("0x"))
+
+
+KNOWN_CASES: dict[str, tuple[str, Explainer]] = {
+    "unregistered-method": (
+        "tshark's STUN heuristic only accepts registered methods, so WhatsApp's 0x200-0x205 "
+        "messages are shown as UDP data", _unregistered_method),
+}
+"""Documented cases where tshark 4.0 is wrong or blind: key -> (summary, matcher)."""
+
+
+def _explain(fld: str, ours: Record | None, theirs: Record | None) -> str | None:
+    """The key of the first known case that explains a difference, or None."""
+    for key, (_, matches) in KNOWN_CASES.items():
+        if matches(fld, ours, theirs):
+            return key
+    return None
+
+
+# --------------------------------------------------------------------------- comparison
+
+def _summary(rec: Record) -> str:
+    """``stun Binding request`` / ``channeldata 0x4000``: how a lone message is shown."""
+    if rec["kind"] == "channeldata":
+        return f"channeldata 0x{rec['channel']:04x}"
+    return f"{rec['kind']} {rec['method']} {rec['class']} {rec['txid']}"
+
+
+def _pair(ours: list[Record], theirs: list[Record]) -> Iterable[tuple[Record | None, Record | None]]:
+    """Match the messages of one frame: same transaction id first, then in order."""
+    left = list(theirs)
+    unmatched: list[Record] = []
+    for rec in ours:
+        hit = next((t for t in left if rec["txid"] is not None and t["txid"] == rec["txid"]), None)
+        if hit is None:
+            unmatched.append(rec)
+        else:
+            left.remove(hit)
+            yield rec, hit
+    for i, rec in enumerate(unmatched):
+        yield rec, left[i] if i < len(left) else None
+    for rec in left[len(unmatched):]:
+        yield None, rec
+
+
+def compare(ours: dict[int, list[Record]], theirs: dict[int, list[Record]],
+            result: CrosscheckResult) -> CrosscheckResult:
+    """Fill ``result`` with the counts and disagreements between two frame -> records maps."""
+    for frame in sorted(ours.keys() | theirs.keys()):
+        for mine, tsh in _pair(ours.get(frame, []), theirs.get(frame, [])):
+            if mine is None or tsh is None:
+                if mine is None:
+                    result.theirs_only += 1
+                else:
+                    result.ours_only += 1
+                result.disagreements.append(Disagreement(
+                    frame, "message", _summary(mine) if mine else None,
+                    _summary(tsh) if tsh else None, _explain("message", mine, tsh)))
+                continue
+            result.compared += 1
+            for key in COMPARED_FIELDS:
+                if mine[key] != tsh[key]:
+                    result.disagreements.append(Disagreement(
+                        frame, key, mine[key], tsh[key], _explain(key, mine, tsh)))
+    return result
+
+
+def crosscheck(path: Path) -> CrosscheckResult:
+    """Compare stunscope with tshark on one capture (tshark runs once)."""
+    theirs, quoted = tshark_records(path)
+    ours, tunnelled, error = stunscope_records(path)
+    result = CrosscheckResult(path=path, tunnelled=tunnelled, icmp_quoted=quoted, error=error)
+    return compare(ours, theirs, result)
