@@ -76,7 +76,6 @@ _SOL_PACKET = 263
 _PACKET_STATISTICS = 6
 _SO_TIMESTAMPNS = 35
 _SO_RCVBUFFORCE = 33
-_PACKET_OUTGOING = 4
 _ARPHRD_LOOPBACK = 772
 _LINKTYPES = {1: 1, _ARPHRD_LOOPBACK: 1, 0xFFFE: 101}
 """ARPHRD_ hardware type -> LINKTYPE_: Ethernet and loopback frames carry an Ethernet header,
@@ -150,7 +149,7 @@ class _FrameSocket:
 
     ``recv`` returns a ``_Batch`` of ``(ts, data, orig_len)`` without dissecting anything. On a
     loopback interface each frame is seen twice (leaving and arriving); as libpcap does, the
-    outgoing copy is skipped.
+    outgoing copy is skipped, here in the kernel (BPF ``inbound``).
     """
 
     nonblocking_socket = False
@@ -164,28 +163,28 @@ class _FrameSocket:
         except PermissionError:
             raise InputError(_permission_message(iface)) from None
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)  # nothing before bind
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)  # nothing before filter
+            self._sock.bind((iface, _ETH_P_ALL))
+            hatype = self._sock.getsockname()[3]
+            if hatype not in _LINKTYPES:
+                raise InputError(
+                    f"cannot capture on {iface}: hardware type {hatype} is not supported "
+                    "(Ethernet, loopback and tun interfaces are)"
+                )
+            if hatype == _ARPHRD_LOOPBACK:  # each frame is seen leaving and arriving: keep one
+                bpf = f"inbound and ({bpf})" if bpf else "inbound"
             if bpf:
                 try:
                     attach_filter(self._sock, bpf, iface)
                 except Scapy_Exception as exc:
                     raise UsageError(f"bad capture filter {bpf!r}: {exc}") from None
-            self._sock.bind((iface, _ETH_P_ALL))
             self._drain()
             self._set_buffer()
             self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            hatype = self._sock.getsockname()[3]
         except BaseException:
             self._sock.close()
             raise
-        if hatype not in _LINKTYPES:
-            self._sock.close()
-            raise InputError(
-                f"cannot capture on {iface}: hardware type {hatype} is not supported "
-                "(Ethernet, loopback and tun interfaces are)"
-            )
         self.linktype = _LINKTYPES[hatype]
-        self._skip_outgoing = hatype == _ARPHRD_LOOPBACK
         self._buf = bytearray(SNAPLEN)
         self._view = memoryview(self._buf)
         self.kernel_drops = 0
@@ -218,7 +217,7 @@ class _FrameSocket:
         sock, buf, view = self._sock, self._buf, self._view
         while len(batch) < _BATCH:
             try:
-                size, ancillary, _, address = sock.recvmsg_into(
+                size, ancillary, _, _ = sock.recvmsg_into(
                     [buf], _ANCILLARY_SIZE, socket.MSG_TRUNC | flags
                 )
             except BlockingIOError:
@@ -228,8 +227,6 @@ class _FrameSocket:
                     break
                 raise
             flags = socket.MSG_DONTWAIT
-            if self._skip_outgoing and address[2] == _PACKET_OUTGOING:
-                continue
             ts = time.time()
             for level, kind, data in ancillary:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
