@@ -19,7 +19,6 @@ first, then one :class:`~stunscope.errors.CaptureError` line says where and why.
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from collections.abc import Iterator
@@ -114,7 +113,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
         head = raw.read(4)
         if head[:2] == _GZIP:
             raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            stream = _Gunzip(raw)  # type: ignore[assignment]
             head = stream.read(4)
         if head in _PCAP_MAGICS:
             yield from _read_pcap(stream, head, frame_box)
@@ -128,8 +127,49 @@ def read_records(path: str | Path) -> Iterator[Record]:
         detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise CaptureError(f"{name}: read error after frame {frame_box[0]}: {detail}") from None
     finally:
-        stream.close()
         raw.close()
+
+
+class _Gunzip:
+    """Decompress a gzip file (RFC 1952, possibly several members) as it is read.
+
+    Unlike :class:`gzip.GzipFile`, whatever decompresses before a truncation or a corrupt byte is
+    returned first; the next read raises (``EOFError`` or ``zlib.error``), so the reader can yield
+    every good record before it reports the damage.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._buf = b""
+        self._done = False
+        self._error: Exception | None = None
+
+    def read(self, size: int) -> bytes:
+        while len(self._buf) < size and not self._done and self._error is None:
+            self._fill()
+        if not self._buf and self._error is not None:
+            raise self._error
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def _fill(self) -> None:
+        z = self._z
+        if z.eof:  # a member ended: another may follow (RFC 1952 §2.2)
+            chunk = z.unused_data or self._raw.read(CHUNK)
+            if not chunk:
+                self._done = True
+                return
+            self._z = z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        else:
+            chunk = self._raw.read(CHUNK)
+            if not chunk:
+                self._error = EOFError("the gzip stream ends before its end marker")
+                return
+        try:
+            self._buf += z.decompress(chunk)
+        except zlib.error as exc:
+            self._error = exc
 
 
 def _read_pcap(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Record]:
@@ -139,7 +179,7 @@ def _read_pcap(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Reco
     if len(rest) < 20:
         raise _Damage("truncated pcap file header", 4 + len(rest), 0)
     _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(order + "HHiIII", rest)
-    linktype = network & 0x0FFFFFFF  # the top bits carry FCS information (§4, LinkType field)
+    linktype = network & 0xFFFF  # the upper bits carry FCS information (§4, LinkType field)
     limit = max(snaplen, 262144)
     unpack = struct.Struct(order + "IIII").unpack_from
     buf = b""
@@ -201,6 +241,7 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
     head = struct.Struct("<II").unpack_from
     epb = struct.Struct("<IIIII").unpack_from
     u32 = struct.Struct("<I").unpack_from
+    pb = struct.Struct("<HHIIII").unpack_from
     interfaces: list[_Interface] = []
     while True:
         n = len(buf)
@@ -217,6 +258,7 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
                 head = struct.Struct(order + "II").unpack_from
                 epb = struct.Struct(order + "IIIII").unpack_from
                 u32 = struct.Struct(order + "I").unpack_from
+                pb = struct.Struct(order + "HHIIII").unpack_from
                 btype, blen = head(buf, pos)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
                 raise _Damage(f"corrupt block: type 0x{btype:08x} with length {blen}", base + pos, frame + 1)
@@ -229,13 +271,16 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
                     base + pos,
                     frame + 1,
                 )
-            if btype == _EPB:
+            if btype == _EPB or btype == _PB:
                 if blen < 32:
-                    raise _Damage(f"corrupt enhanced packet block: length {blen}", base + pos, frame + 1)
-                ifid, hi, lo, caplen, orig_len = epb(buf, pos + 8)
+                    raise _Damage(f"corrupt packet block: length {blen}", base + pos, frame + 1)
+                if btype == _EPB:
+                    ifid, hi, lo, caplen, orig_len = epb(buf, pos + 8)
+                else:  # obsolete Packet Block: 16-bit interface id and drops count
+                    ifid, _drops, hi, lo, caplen, orig_len = pb(buf, pos + 8)
                 if ifid >= len(interfaces) or 28 + caplen > blen - 4:
                     raise _Damage(
-                        f"corrupt enhanced packet block: interface {ifid}, captured length {caplen}",
+                        f"corrupt packet block: interface {ifid}, captured length {caplen}",
                         base + pos,
                         frame + 1,
                     )
@@ -255,20 +300,6 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
                 caplen = min(orig_len, blen - 16, iface.snaplen or orig_len)
                 frame += 1
                 yield Record(frame, 0.0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], orig_len)
-            elif btype == _PB:
-                if blen < 32:
-                    raise _Damage(f"corrupt packet block: length {blen}", base + pos, frame + 1)
-                ifid, _drops, hi, lo, caplen, orig_len = struct.unpack_from(order + "HHIIII", buf, pos + 8)
-                if ifid >= len(interfaces) or 28 + caplen > blen - 4:
-                    raise _Damage(
-                        f"corrupt packet block: interface {ifid}, captured length {caplen}",
-                        base + pos,
-                        frame + 1,
-                    )
-                iface = interfaces[ifid]
-                frame += 1
-                ts = ((hi << 32) | lo) / iface.units + iface.offset
-                yield Record(frame, ts, iface.linktype, buf[pos + 28 : pos + 28 + caplen], orig_len)
             pos = end
         frame_box[0] = frame
         more = f.read(CHUNK)
