@@ -9,6 +9,7 @@ live analysis. Every list also answers ``.count``.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -17,41 +18,64 @@ Obj = dict[str, Any]
 # kind -> field -> child kind ("[kind]" for lists of objects, None for values).
 FIELDS: dict[str, dict[str, str | None]] = {
     "analysis": {
-        "schema": None,
-        "capture": "capture",
-        "transactions": "[transaction]",
-        "allocations": "[allocation]",
-        "ice": "[ice]",
-        "nat": "[nat]",
+        "schema": None, "capture": "capture", "transactions": "[transaction]",
+        "servers": "[server]", "allocations": "[allocation]", "ice": "[ice]", "nat": "[nat]",
         "verdicts": "[verdict]",
     },
-    "transaction": {
-        "txid": None, "method": None, "client": None, "server": None, "request_frames": None,
-        "response_frame": None, "outcome": None, "error_code": None, "rtt_ms": None,
-        "retransmissions": None,
+    "capture": {
+        "file": None, "frames": None, "messages": None, "undecodable": None, "unreachable": None,
+        "first_ts": None, "last_ts": None, "evictions": "counts", "complete": None,
     },
+    "transaction": {
+        "txid": None, "method": None, "client": None, "server": None, "transport": None,
+        "via": None, "request_frames": None, "response_frame": None, "outcome": None,
+        "error_code": None, "error_reason": None, "rtt_ms": None, "rtt_last_ms": None,
+        "retransmissions": None, "first_ts": None, "ended_by": None, "timing": None, "ice": None,
+    },
+    "server": {
+        "server": None, "requests": None, "success": None, "errors": None, "timeouts": None,
+        "success_rate": None, "rtt_ms": "rtt",
+    },
+    "rtt": {"count": None, "p50": None, "p95": None, "max": None},
     "allocation": {
         "client": None, "server": None, "transport": None, "relayed": None, "mapped": None,
-        "lifetime_s": None, "state": None, "permissions": "[permission]", "channels": "[channel]",
+        "lifetime_s": None, "state": None, "first_frame": None, "username": None, "realm": None,
+        "challenges": None, "auth_failures": None, "stale_nonces": None, "refreshes": None,
+        "expires_ts": None, "deallocated_frame": None, "permissions": "[permission]",
+        "channels": "[channel]", "peers": "[peer]", "tcp_connections": "[tcp_connection]",
     },
+    "permission": {"peer_ip": None, "installed_frame": None, "refreshes": None, "expires_ts": None,
+                   "state": None},
+    "channel": {"number": None, "peer": None, "bound_frame": None, "refreshes": None,
+                "expires_ts": None, "state": None, "packets": None, "bytes": None},
+    "peer": {"peer": None, "to_peer_packets": None, "to_peer_bytes": None, "from_peer_packets": None,
+             "from_peer_bytes": None, "channel_packets": None, "indication_packets": None},
+    "tcp_connection": {"connection_id": None, "peer": None, "initiated_by": None, "bound": None,
+                       "frames": None},
     "ice": {
         "local_ufrag": None, "remote_ufrag": None, "controlling": None, "state": None,
-        "pairs": "[pair]", "selected_pair": "pair", "role_conflicts": None,
+        "pairs": "[pair]", "selected_pair": "pair", "relayed": None, "role_conflicts": None,
+        "role_switches": None, "tie_breakers": "counts", "consent": None, "first_frame": None,
     },
     "pair": {
         "local": None, "remote": None, "state": None, "nominated": None, "local_type": None,
-        "remote_type": None, "rtt_ms": None,
+        "remote_type": None, "rtt_ms": None, "checks": None, "retransmissions": None,
+        "successes": None, "failure": None, "priority": "priority", "first_frame": None,
+        "frames": None,
     },
+    "priority": {"value": None, "type_preference": None, "local_preference": None, "component": None},
     "nat": {
-        "local": None, "mapped": None, "mapping_behavior": None, "filtering_behavior": None,
-        "rfc3489_type": None,
+        "local": None, "mapped": None, "bindings": "[binding]", "mapping_behavior": None,
+        "filtering_behavior": None, "rfc3489_type": None, "reason": None, "first_frame": None,
     },
-    "verdict": {"code": None, "severity": None, "message": None, "frames": None},
+    "binding": {"server": None, "mapped": None, "frame": None},
+    "verdict": {"code": None, "severity": None, "message": None, "frames": None, "count": None,
+                "subject": None},
     "check": {"valid": None, "bad": None},
 }
 
-# Kinds whose objects may carry any key (the contract names only some of theirs).
-OPEN_KINDS = frozenset({"capture", "permission", "channel"})
+# Kinds whose objects are maps with any keys (eviction counts per table, tie-breakers per agent).
+OPEN_KINDS = frozenset({"counts"})
 
 # Friendly singular spellings of the top-level lists.
 ALIASES = {"transaction": "transactions", "allocation": "allocations", "verdict": "verdicts",
@@ -77,7 +101,7 @@ def _verdict_check(code: str) -> Callable[[Obj, Obj], tuple[Any, tuple[Obj, ...]
 
     def fact(root: Obj, _root: Obj) -> tuple[Any, tuple[Obj, ...]]:
         found = tuple(v for v in root.get("verdicts") or [] if isinstance(v, dict) and v.get("code") == code)
-        bad = sum(len(v.get("frames") or []) or 1 for v in found)
+        bad = sum(v.get("count") or len(v.get("frames") or []) or 1 for v in found)
         return {"valid": not found, "bad": bad}, found
 
     return fact
@@ -87,7 +111,7 @@ COMPUTED: dict[str, dict[str, Computed]] = {
     "analysis": {
         "integrity": (_verdict_check("bad-integrity"), "check",
                       "`integrity.valid`: no bad-integrity verdict; `integrity.bad`: frames with a "
-                      "MESSAGE-INTEGRITY that did not verify"),
+                      "MESSAGE-INTEGRITY that did not verify (keys come from --credential/--sdp)"),
         "fingerprint": (_verdict_check("bad-fingerprint"), "check",
                         "`fingerprint.valid`: no bad-fingerprint verdict; `fingerprint.bad`: "
                         "frames with a wrong FINGERPRINT"),
@@ -145,15 +169,14 @@ def help_text() -> str:
     """Every name, for ``stunscope check --help-rules``."""
     lines = []
     for kind, fields in FIELDS.items():
-        if kind == "check":
+        if kind == "check" or kind in OPEN_KINDS:
             continue
         title = "top level" if kind == "analysis" else f"{kind} objects"
         lines.append(f"  {title}:")
         parts = [f"{name}{' (list)' if (child or '').startswith('[') else ''}" for name, child in fields.items()]
-        lines.append("    " + ", ".join(parts))
+        lines.append(textwrap.fill(", ".join(parts), 96, initial_indent="    ", subsequent_indent="    "))
         for name, (_fn, _kind, text) in COMPUTED.get(kind, {}).items():
             lines.append(f"    {name}: {text}")
-    lines.append("  capture, permission and channel objects: any key they carry")
     lines.append("  aliases: " + ", ".join(f"{a} = {b}" for a, b in ALIASES.items()))
     lines.append("  every list: .count (" + LIST_FIELDS["count"] + ")")
     return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""Baselines: compare the story two analyses tell, ignoring what changes from run to run.
+
+Two recordings of the same scenario differ in timestamps, ports, addresses, transaction ids,
+nonces, ufrags and RTTs; none of those appear in the story. What does:
+
+- ``verdicts``: the set of verdict codes with their severity;
+- ``transactions.METHOD``: the set of outcomes seen for each method (``success``, ``error 401``,
+  ``timeout``, ...); ``rtt.METHOD``: the median RTT, changed only beyond a tolerance;
+- ``ice``: how many sessions, and for each (in order of first frame) its state, role, the
+  candidate types of its selected pair, whether roles conflicted, and the type pairs that
+  succeeded;
+- ``allocations``: how many, and for each its transport, state, and how many permissions and
+  channels it had;
+- ``nat``: the set of mapping/filtering behaviours and RFC 3489 types.
+
+Endpoints are therefore never compared as addresses: sessions, allocations and candidates are known
+by their order and their role (host/srflx/prflx/relay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stunscope.check.evaluation import format_value, frames_of
+
+RTT_TOLERANCE_MS = 50.0
+RTT_TOLERANCE_RATIO = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One line of the story: a value and the frames it comes from."""
+
+    value: Any
+    frames: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A fact that is not the same in the baseline and the new analysis."""
+
+    key: str
+    baseline: Fact | None
+    new: Fact | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry in ``diff --format json``."""
+        return {"key": self.key, "baseline": _fact_json(self.baseline), "new": _fact_json(self.new)}
+
+    def describe(self) -> str:
+        """One line for people: ``key: old -> new`` (added/removed items of sets shown as +/-)."""
+        old = None if self.baseline is None else self.baseline.value
+        new = None if self.new is None else self.new.value
+        if isinstance(old, list) and isinstance(new, list):
+            parts = [f"+{format_value(v)}" for v in new if v not in old]
+            parts += [f"-{format_value(v)}" for v in old if v not in new]
+            text = f"{self.key}: {' '.join(parts)}"
+        else:
+            text = f"{self.key}: {_shown(old)} -> {_shown(new)}"
+        frames = []
+        if self.baseline is not None and self.baseline.frames:
+            frames.append(f"baseline frames {_frame_list(self.baseline.frames)}")
+        if self.new is not None and self.new.frames:
+            frames.append(f"new frames {_frame_list(self.new.frames)}")
+        return text + (f"  ({'; '.join(frames)})" if frames else "")
+
+
+def _fact_json(fact: Fact | None) -> dict[str, Any] | None:
+    return None if fact is None else {"value": fact.value, "frames": list(fact.frames)}
+
+
+def _shown(value: Any) -> str:
+    return "absent" if value is None else format_value(value)
+
+
+def _frame_list(frames: tuple[int, ...], most: int = 10) -> str:
+    shown = ", ".join(str(f) for f in frames[:most])
+    return shown + (f", … {len(frames) - most} more" if len(frames) > most else "")
+
+
+def _objects(analysis: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    return [o for o in analysis.get(key) or [] if isinstance(o, dict)]
+
+
+def _frames(obj: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(frames_of([obj]))
+
+
+def _outcome(transaction: dict[str, Any]) -> str:
+    outcome = str(transaction.get("outcome"))
+    code = transaction.get("error_code")
+    return f"{outcome} {code}" if outcome == "error" and code is not None else outcome
+
+
+def _pair_types(pair: Any) -> str | None:
+    if not isinstance(pair, dict):
+        return None
+    return f"{pair.get('local_type')}/{pair.get('remote_type')}"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def story(analysis: dict[str, Any]) -> dict[str, Fact]:
+    """The facts of an analysis JSON object that a baseline comparison looks at, by key."""
+    facts: dict[str, Fact] = {}
+    verdicts = _objects(analysis, "verdicts")
+    facts["verdicts"] = Fact(sorted({f"{v.get('code')} ({v.get('severity')})" for v in verdicts}),
+                             tuple(frames_of(verdicts)))
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for transaction in _objects(analysis, "transactions"):
+        by_method.setdefault(str(transaction.get("method")), []).append(transaction)
+    for method, transactions in sorted(by_method.items()):
+        facts[f"transactions.{method}"] = Fact(sorted({_outcome(t) for t in transactions}))
+        rtts = [t["rtt_ms"] for t in transactions if isinstance(t.get("rtt_ms"), (int, float))]
+        if rtts:
+            facts[f"rtt.{method}"] = Fact(round(_median(rtts), 3))
+    sessions = _objects(analysis, "ice")
+    facts["ice.sessions"] = Fact(len(sessions))
+    for number, session in enumerate(sessions, 1):
+        prefix = f"ice[{number}]"
+        selected = session.get("selected_pair")
+        controlling = session.get("controlling")
+        facts[f"{prefix}.state"] = Fact(session.get("state"), _frames(session))
+        facts[f"{prefix}.role"] = Fact(None if controlling is None else
+                                       ("controlling" if controlling else "controlled"))
+        facts[f"{prefix}.selected"] = Fact(_pair_types(selected),
+                                           _frames(selected) if isinstance(selected, dict) else ())
+        facts[f"{prefix}.role_conflict"] = Fact(bool(session.get("role_conflicts")))
+        succeeded = [p for p in session.get("pairs") or [] if isinstance(p, dict)
+                     and p.get("state") == "succeeded"]
+        facts[f"{prefix}.succeeded_pairs"] = Fact(sorted({_pair_types(p) or "" for p in succeeded}))
+    allocations = _objects(analysis, "allocations")
+    facts["allocations"] = Fact(len(allocations))
+    for number, allocation in enumerate(allocations, 1):
+        prefix = f"allocations[{number}]"
+        frames = _frames(allocation)
+        facts[f"{prefix}.transport"] = Fact(allocation.get("transport"), frames)
+        facts[f"{prefix}.state"] = Fact(allocation.get("state"), frames)
+        facts[f"{prefix}.permissions"] = Fact(len(allocation.get("permissions") or []), frames)
+        facts[f"{prefix}.channels"] = Fact(len(allocation.get("channels") or []), frames)
+    facts["nat"] = Fact(sorted({
+        f"{n.get('mapping_behavior')} mapping, {n.get('filtering_behavior')} filtering, "
+        f"{n.get('rfc3489_type')}" for n in _objects(analysis, "nat")
+    }))
+    return facts
+
+
+def _rtt_changed(old: Any, new: Any, tolerance_ms: float) -> bool:
+    return abs(new - old) > tolerance_ms + RTT_TOLERANCE_RATIO * old
+
+
+def compare(baseline: dict[str, Any], new: dict[str, Any],
+            rtt_tolerance_ms: float = RTT_TOLERANCE_MS) -> list[Difference]:
+    """The differences between two analysis JSON objects' stories, in key order.
+
+    A median RTT counts as changed when it moves by more than ``rtt_tolerance_ms`` plus half
+    the baseline's value.
+    """
+    old_story, new_story = story(baseline), story(new)
+    differences = []
+    for key in sorted(set(old_story) | set(new_story), key=_key_order):
+        old, fresh = old_story.get(key), new_story.get(key)
+        if old is not None and fresh is not None:
+            if key.startswith("rtt."):
+                if not _rtt_changed(old.value, fresh.value, rtt_tolerance_ms):
+                    continue
+            elif old.value == fresh.value:
+                continue
+        differences.append(Difference(key, old, fresh))
+    return differences
+
+
+def _key_order(key: str) -> tuple[int, str]:
+    """Sort keys by section (verdicts, ice, allocations, transactions, rtt, nat), then naturally."""
+    sections = ("verdicts", "ice", "allocations", "transactions", "rtt", "nat")
+    head = key.split(".")[0].split("[")[0]
+    rank = sections.index(head) if head in sections else len(sections)
+    return rank, key
