@@ -147,7 +147,7 @@ class _Batch(list):  # type: ignore[type-arg]
 class _FrameSocket:
     """A ``PF_PACKET`` socket that the scapy sniffer loop can select on and ``recv`` from.
 
-    ``recv`` returns a ``_Batch`` of ``(ts, data, orig_len)`` without dissecting anything. On a
+    ``recv`` returns a ``_Batch`` of ``(ts_ns, data, orig_len)`` without dissecting anything. On a
     loopback interface each frame is seen twice (leaving and arriving); as libpcap does, the
     outgoing copy is skipped, here in the kernel (BPF ``inbound``).
     """
@@ -171,13 +171,16 @@ class _FrameSocket:
                     f"cannot capture on {iface}: hardware type {hatype} is not supported "
                     "(Ethernet, loopback and tun interfaces are)"
                 )
+            kernel_bpf = bpf
             if hatype == _ARPHRD_LOOPBACK:  # each frame is seen leaving and arriving: keep one
-                bpf = f"inbound and ({bpf})" if bpf else "inbound"
-            if bpf:
+                kernel_bpf = f"inbound and ({bpf})" if bpf else "inbound"
+            if kernel_bpf:
                 try:
-                    attach_filter(self._sock, bpf, iface)
-                except Scapy_Exception as exc:
-                    raise UsageError(f"bad capture filter {bpf!r}: {exc}") from None
+                    attach_filter(self._sock, kernel_bpf, iface)
+                except Scapy_Exception:
+                    raise UsageError(
+                        f"bad capture filter {bpf!r} (tcpdump syntax, see man pcap-filter)"
+                    ) from None
             self._drain()
             self._set_buffer()
             self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
@@ -227,12 +230,12 @@ class _FrameSocket:
                     break
                 raise
             flags = socket.MSG_DONTWAIT
-            ts = time.time()
+            ts_ns = 0
             for level, kind, data in ancillary:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
                     sec, nsec = _TIMESPEC.unpack(data)
-                    ts = sec + nsec * 1e-9
-            batch.append((ts, bytes(view[: min(size, SNAPLEN)]), size))
+                    ts_ns = sec * 1_000_000_000 + nsec
+            batch.append((ts_ns or time.time_ns(), bytes(view[: min(size, SNAPLEN)]), size))
         return batch
 
     def read_kernel_drops(self) -> int:
@@ -292,6 +295,7 @@ class LiveCapture:
         self._ready = threading.Event()
         self._started = threading.Event()
         self._finished = threading.Event()
+        self._stop_requested = threading.Event()
         self._finish_lock = threading.Lock()
         self._count = count or 0
         self._frames = 0
@@ -335,12 +339,12 @@ class LiveCapture:
         writer, queue, linktype = self._writer, self._queue, self.linktype
         room = self._queue_size - len(queue)
         frame = self._frames
-        for ts, data, orig_len in batch:
+        for ts_ns, data, orig_len in batch:
             frame += 1
             if writer is not None:
-                writer.write(ts, data, orig_len)
-            if room > 0:
-                queue.append(Record(frame, ts, linktype, data, orig_len))
+                writer.write(ts_ns, data, orig_len)
+            if room > 0:  # ts computed as the pcapng reader does, so the file reads back equal
+                queue.append(Record(frame, ts_ns / 1_000_000_000, linktype, data, orig_len))
                 room -= 1
             else:
                 self._dropped_queue += 1
@@ -357,7 +361,9 @@ class LiveCapture:
             if self._writer is not None:
                 self._writer.flush_if_due()
             self._socket.read_kernel_drops()
-            if self._deadline is not None and time.monotonic() >= self._deadline:
+            if self._stop_requested.is_set() or (
+                self._deadline is not None and time.monotonic() >= self._deadline
+            ):
                 self.stop()
             elif not self._sniffer.thread.is_alive():
                 self._finish()
@@ -399,6 +405,10 @@ class LiveCapture:
         """Counters so far (``dropped_kernel`` is refreshed by this call)."""
         kernel = self._socket.read_kernel_drops()
         return LiveStats(self._frames, self._dropped_queue, kernel)
+
+    def request_stop(self) -> None:
+        """Ask the capture to stop within 100 ms (safe in a signal handler, unlike ``stop``)."""
+        self._stop_requested.set()
 
     def stop(self) -> None:
         """Stop capturing; the file is flushed and closed. Queued records can still be read."""

@@ -77,7 +77,9 @@ def _header_blocks(linktype: int, snaplen: int, if_name: str | None, ts_exp: int
 class PcapngWriter:
     """Write frames of one interface to a pcapng file as they arrive.
 
-    ``ts_exp`` is the decimal timestamp resolution exponent (6: microseconds, 9: nanoseconds).
+    ``ts_exp`` is the decimal timestamp resolution exponent (``if_tsresol``: 6 for microseconds,
+    9 for nanoseconds); ``write`` takes timestamps as whole units of that resolution, so what a
+    reader computes from the file is exactly what the writer was given.
     Thread-safe: the capture thread calls ``write`` while a timer thread calls ``flush_if_due``.
     """
 
@@ -88,10 +90,9 @@ class PcapngWriter:
         *,
         snaplen: int = 262144,
         if_name: str | None = None,
-        ts_exp: int = 6,
+        ts_exp: int = 9,
     ) -> None:
         self.path = Path(path)
-        self._scale = 10**ts_exp
         self._lock = threading.Lock()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._pending = bytearray(_header_blocks(linktype, snaplen, if_name, ts_exp))
@@ -102,9 +103,8 @@ class PcapngWriter:
         """Frames written (flushed or pending)."""
         self._flush_locked()
 
-    def write(self, ts: float, data: bytes, orig_len: int | None = None) -> None:
-        """Append one frame captured at ``ts`` (seconds since the epoch)."""
-        units = round(ts * self._scale)
+    def write(self, units: int, data: bytes, orig_len: int | None = None) -> None:
+        """Append one frame captured ``units`` (of the ``ts_exp`` resolution) after the epoch."""
         caplen = len(data)
         header = _EPB_HEADER.pack(
             _EPB_TYPE,
@@ -189,7 +189,7 @@ class RingWriter:
         size_bytes: int,
         snaplen: int = 262144,
         if_name: str | None = None,
-        ts_exp: int = 6,
+        ts_exp: int = 9,
     ) -> None:
         self._base = path
         self._files = files
@@ -210,13 +210,13 @@ class RingWriter:
             self.paths.pop(0).unlink(missing_ok=True)
         return writer
 
-    def write(self, ts: float, data: bytes, orig_len: int | None = None) -> None:
+    def write(self, units: int, data: bytes, orig_len: int | None = None) -> None:
         """Append one frame, first rotating when the current file is full."""
         with self._lock:
             if self._current.frames and self._current.pending_size() >= self._size_bytes:
                 self._current.close()
                 self._current = self._open_next()
-            self._current.write(ts, data, orig_len)
+            self._current.write(units, data, orig_len)
             self.frames += 1
 
     def flush(self) -> None:
