@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stunscope.check.evaluation import format_value, frames_of
+from stunscope.check.rules import Rule, RuleResult
 
 RTT_TOLERANCE_MS = 50.0
 RTT_TOLERANCE_RATIO = 0.5
@@ -181,3 +182,13 @@ def _key_order(key: str) -> tuple[int, str]:
     head = key.split(".")[0].split("[")[0]
     rank = sections.index(head) if head in sections else len(sections)
     return rank, key
+
+
+def baseline_result(differences: list[Difference], baseline: str) -> RuleResult:
+    """``check --baseline``: one rule result, failed when the story changed."""
+    rule = Rule("matches baseline", f"the same story as {baseline}", None,
+                description="verdicts, ICE outcome, allocations and transaction outcomes unchanged")
+    if not differences:
+        return RuleResult(rule, "pass")
+    frames = sorted({f for d in differences if d.new is not None for f in d.new.frames})
+    return RuleResult(rule, "fail", [d.describe() for d in differences], frames)

@@ -72,6 +72,8 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree:
 def write_junit(outcome: CheckOutcome, path: Path) -> None:
     """Write the JUnit document; an unwritable path is a usage error (exit 2)."""
     try:
-        junit_tree(outcome).write(path, encoding="utf-8", xml_declaration=True)
+        with path.open("wb") as handle:
+            junit_tree(outcome).write(handle, encoding="utf-8", xml_declaration=True)
+            handle.write(b"\n")
     except OSError as exc:
         raise UsageError(f"--junit {path}: {exc.strerror or exc}") from None

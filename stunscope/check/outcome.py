@@ -8,6 +8,7 @@ from typing import Any
 
 from stunscope.check.rules import RuleResult
 from stunscope.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, InputError
+from stunscope.wire.text import safe_text
 
 SCHEMA = "stunscope.check/1"
 _SHOWN_FRAMES = 20
@@ -89,7 +90,7 @@ class CheckOutcome:
             lines.append(f"  INPUT  {self.input_error} (rules ran on what was read before it)")
         verdict = "FAILED" if self.exit_code else "OK"
         lines.append(f"{verdict}: {self.summary()}")
-        return "\n".join(lines)
+        return "\n".join(safe_text(line) for line in lines)
 
 
 def result_lines(result: RuleResult) -> list[str]:

@@ -35,18 +35,18 @@ _RULE_KEYS = {"name", "expect", "severity", "description"}
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One named expectation with its severity (``error`` fails the run, ``warning`` does not)."""
+    """One named expectation with its severity (``error`` fails the run, ``warning`` does not).
+
+    ``expect`` is what people read; ``expression`` is None for checks that are not written in
+    the rule language (the ``--baseline`` comparison).
+    """
 
     name: str
-    expression: Expression
+    expect: str
+    expression: Expression | None
     severity: str = "error"
     description: str = ""
     origin: str = ""
-
-    @property
-    def expect(self) -> str:
-        """The expression as written."""
-        return self.expression.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def make_rule(name: str, expect: str, severity: str = "error", description: str 
         expression = compile_expression(expect)
     except ExpressionError as exc:
         raise UsageError(f"{where}rule {name!r}: {exc}") from None
-    return Rule(name, expression, severity, description, origin)
+    return Rule(name, expect, expression, severity, description, origin)
 
 
 def _rules_from_table(table: Mapping[str, Any], origin: str, seen: tuple[str, ...]) -> dict[str, Rule]:
@@ -174,16 +174,18 @@ def collect_rules(files: Iterable[Path] = (), profiles: Iterable[str] = (),
     return list(rules.values())
 
 
-def run_rule(rule: Rule, analysis: Mapping[str, Any]) -> RuleResult:
+def run_rule(rule: Rule, analysis: dict[str, Any]) -> RuleResult:
     """Evaluate one rule on an analysis JSON object."""
+    if rule.expression is None:
+        raise ValueError(f"rule {rule.name!r} has no expression to evaluate")
     try:
-        truth = rule.expression.evaluate(dict(analysis))
+        truth = rule.expression.evaluate(analysis)
     except ExpressionError as exc:
         return RuleResult(rule, "error", message=str(exc))
     status = "pass" if truth.ok else "fail"
     return RuleResult(rule, status, truth.found, frames_of(truth.evidence))
 
 
-def run_rules(rules: Iterable[Rule], analysis: Mapping[str, Any]) -> list[RuleResult]:
+def run_rules(rules: Iterable[Rule], analysis: dict[str, Any]) -> list[RuleResult]:
     """Evaluate every rule, in order."""
     return [run_rule(rule, analysis) for rule in rules]
