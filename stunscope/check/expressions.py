@@ -348,10 +348,16 @@ class _Parser:
         return Call(token.pos, end, name, argument)
 
 
+def _unescape(match: re.Match[str]) -> str:
+    escape = match.group(1)
+    if len(escape) == 5:  # \uXXXX, as json.dumps writes control characters
+        return chr(int(escape[1:], 16))
+    return _ESCAPES.get(escape, escape)
+
+
 def _unquote(text: str) -> str:
-    """The value of a quoted string token (backslash escapes: \\n \\t \\\\ \\" \\')."""
-    body = text[1:-1]
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), body)
+    """The value of a quoted string token (escapes: \\n \\t \\\\ \\" \\' \\uXXXX)."""
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", _unescape, text[1:-1], flags=re.DOTALL)
 
 
 def parse(source: str) -> Expr:
