@@ -142,10 +142,24 @@ def _tshark_address(att: dict[str, Any], prefix: str) -> str | None:
     return None
 
 
+def _find(tree: dict[str, Any], key: str) -> dict[str, Any]:
+    """The subtree under ``key``, searched depth-first: tshark nests the attributes under an
+    expert item (e.g. ``Packet length is not multiple of 4 bytes``) when it flags the header."""
+    if key in tree:
+        return tree[key]
+    for value in tree.values():
+        for child in _as_list(value):
+            if isinstance(child, dict):
+                found = _find(child, key)
+                if found:
+                    return found
+    return {}
+
+
 def _tshark_attributes(layer: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """The attribute subtrees of a ``stun`` or ``classicstun`` layer, in wire order."""
     if prefix == "stun":
-        return _as_list(layer.get("stun.attributes", {}).get("stun.attribute_tree"))
+        return _as_list(_find(layer, "stun.attributes").get("stun.attribute_tree"))
     atts: list[dict[str, Any]] = []
     for value in (layer.get("classicstun.att") or {}).values():
         atts.extend(_as_list(value))
@@ -175,7 +189,7 @@ def _tshark_record(layer: dict[str, Any], prefix: str) -> Record:
             plain_mapped = plain_mapped or _tshark_address(att, f"{prefix}.att")
         elif atype == 0x0016:
             rec["relayed"] = rec["relayed"] or _tshark_address(att, f"{prefix}.att")
-        elif atype == 0x0012 and prefix == "stun":
+        elif atype == 0x0012:  # XOR-PEER-ADDRESS; MS-TURN REMOTE-ADDRESS in cookie-less messages
             addr = _tshark_address(att, f"{prefix}.att")
             if addr:
                 rec["peers"].append(addr)
@@ -243,7 +257,9 @@ def stunscope_records(path: Path) -> tuple[dict[int, list[Record]], int, str | N
                 tunnelled += 1
                 continue
             obj = event_to_json(event, None)
-            frames.setdefault(event.frame, []).append({k: obj[k] for k in COMPARED_FIELDS})
+            record = {k: obj[k] for k in COMPARED_FIELDS}
+            record["findings"] = obj["findings"]  # context for the known cases, not compared
+            frames.setdefault(event.frame, []).append(record)
     except InputError as exc:
         error = str(exc)
     return frames, tunnelled, error
@@ -254,16 +270,41 @@ def stunscope_records(path: Path) -> tuple[dict[int, list[Record]], int, str | N
 Explainer = Callable[[str, Record | None, Record | None], bool]
 
 
-def _unregistered_method(fld: str, ours: Record | None, theirs: Record | None) -> bool:
-    """WhatsApp's methods 0x200-0x2ff are not in tshark's method table: its heuristic rejects them."""
-    return (fld == "message" and theirs is None and ours is not None
-            and ours["kind"] == "stun" and str(ours["method"]).startswith("0x"))
+def _method_above_0xff(fld: str, ours: Record | None, theirs: Record | None) -> bool:
+    """tshark 4.0 rejects every STUN message whose method is 0x100 or above, even on port 3478,
+    although methods are 12 bits (RFC 8489 §5, IANA range 0x000-0xFFF): WhatsApp's 0x200-0x205
+    requests and responses are shown as UDP data."""
+    if fld != "message" or theirs is not None or ours is None or ours["kind"] != "stun":
+        return False
+    method = str(ours["method"])
+    return method.startswith("0x") and int(method, 16) >= 0x100
+
+
+def _ms_turn_mux(fld: str, ours: Record | None, theirs: Record | None) -> bool:
+    """[MS-TURN] §2.2.3: tshark shows the 0xFF10 multiplexing wrapper as ChannelData 0xff10 (not
+    a valid channel, RFC 8656 §12) instead of unwrapping the STUN message inside."""
+    return (ours is not None and theirs is not None and ours["kind"] != "channeldata"
+            and theirs["kind"] == "channeldata" and theirs["channel"] == 0xFF10)
+
+
+def _overrun_value(fld: str, ours: Record | None, theirs: Record | None) -> bool:
+    """An attribute whose length runs past the message end is malformed (RFC 8489 §14): stunscope
+    reports ``attribute-overrun`` and no value; tshark decodes the bytes that happen to be there
+    (and parses more attributes out of the overrun value)."""
+    return (ours is not None and theirs is not None and "attribute-overrun" in ours["findings"]
+            and fld in ("mapped", "relayed", "peers", "error_code") and not ours[fld] and bool(theirs[fld]))
 
 
 KNOWN_CASES: dict[str, tuple[str, Explainer]] = {
-    "unregistered-method": (
-        "tshark's STUN heuristic only accepts registered methods, so WhatsApp's 0x200-0x205 "
-        "messages are shown as UDP data", _unregistered_method),
+    "method-above-0xff": (
+        "tshark rejects STUN messages with a method of 0x100 or above (WhatsApp's 0x200-0x205) "
+        "and shows them as UDP data", _method_above_0xff),
+    "ms-turn-mux": (
+        "tshark shows the MS-TURN 0xFF10 multiplexing wrapper as ChannelData 0xff10 and does "
+        "not decode the STUN message inside", _ms_turn_mux),
+    "overrun-attribute": (
+        "tshark decodes a value from an attribute whose length runs past the end of the "
+        "message; stunscope reports attribute-overrun", _overrun_value),
 }
 """Documented cases where tshark 4.0 is wrong or blind: key -> (summary, matcher)."""
 
