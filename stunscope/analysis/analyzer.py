@@ -1,0 +1,383 @@
+"""The analysis entry points: ``Analyzer`` (fed one event at a time) and ``analyze`` (a stream).
+
+The analyzer routes each event to the trackers: every request and answer to the transaction
+table (RFC 8489 §6.3), Binding checks with an ICE USERNAME to the ICE tracker (RFC 8445),
+TURN methods and ChannelData to the allocation tracker (RFC 8656, RFC 6062), other Binding
+answers to the NAT tracker (RFC 4787 / RFC 5780). The packet timestamp is the only clock, so a
+replay gives the same analysis; ``snapshot`` can be called at any time (the TUI does it twice a
+second) and never changes the state.
+
+Per event the work is small on purpose: ChannelData goes straight to its channel counters, and
+attribute values are decoded only for the messages whose tracker needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from stunscope.analysis.ice import Check, IceSessionState, IceTracker, ufrags
+from stunscope.analysis.nat import NatTracker, change_flags
+from stunscope.analysis.results import Analysis, CaptureSummary, Transaction, Verdict
+from stunscope.analysis.sdp import SdpIce, read_sdp
+from stunscope.analysis.transactions import MAX_PENDING, TransactionTracker
+from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnRequest, TurnTracker
+from stunscope.analysis.verdicts import VerdictLog, merged, ordered
+from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
+from stunscope.capture.stats import CaptureStats
+from stunscope.wire.attributes import error_code, username, xor_mapped
+from stunscope.wire.integrity import Keyring, check_integrity
+from stunscope.wire.message import Endpoint, MessageClass, StunMessage
+from stunscope.wire.registry import method_name
+
+BINDING = 0x001
+REQUEST, INDICATION, ERROR = MessageClass.REQUEST, MessageClass.INDICATION, MessageClass.ERROR
+_MI_TYPES = (0x0008, 0x001C)
+
+
+class Analyzer:
+    """Incremental analysis: ``feed(event)`` for each event in capture order, ``snapshot()``.
+
+    ``keyring`` verifies MESSAGE-INTEGRITY; the ICE passwords of ``sdp`` (parsed
+    :class:`~stunscope.analysis.sdp.SdpIce` or file paths) are added to it, and the SDP
+    candidates label candidate types.
+    """
+
+    __slots__ = (
+        "keyring", "log", "tx", "turn", "ice", "nat", "frames", "messages", "undecodable",
+        "unreachable", "first_ts", "last_ts", "file", "stats", "complete", "sdp_types",
+        "relay_ends",
+    )
+
+    def __init__(self, keyring: Keyring | None = None, sdp: Iterable[SdpIce | str | Path] = (),
+                 *, file: str | None = None, stats: CaptureStats | None = None) -> None:
+        self.log = VerdictLog()
+        self.tx = TransactionTracker()
+        self.turn = TurnTracker(self.log)
+        self.ice = IceTracker(self.log)
+        self.nat = NatTracker()
+        self.frames = 0
+        self.messages = 0
+        self.undecodable = 0
+        self.unreachable = 0
+        self.first_ts: float | None = None
+        self.last_ts = 0.0
+        self.file = file
+        self.stats = stats
+        self.complete = True
+        self.sdp_types: dict[tuple[str | None, Endpoint], str] = {}
+        self.relay_ends: set[Endpoint] = set()
+        parsed = [s if isinstance(s, SdpIce) else read_sdp(s) for s in sdp]
+        if any(p.credentials for p in parsed) and keyring is None:
+            keyring = Keyring()
+        for item in parsed:
+            for _ufrag, pwd in item.credentials:
+                keyring.add_short_term(pwd)  # type: ignore[union-attr]
+            for cand in item.candidates:
+                self.sdp_types[(cand.ufrag, cand.address)] = cand.type
+                self.sdp_types.setdefault((None, cand.address), cand.type)
+        self.keyring = keyring if keyring else None
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        """Apply one event (in capture order)."""
+        ts = event.ts
+        if self.first_ts is None:
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        if event.frame > self.frames:
+            self.frames = event.frame
+        if ts >= self.tx.next_expiry:
+            self._expire(ts)
+        cls = event.__class__
+        if cls is MessageEvent:
+            self.messages += 1
+            if event.kind == "channeldata":
+                if event.tunnel is None:
+                    self.turn.channeldata(event.message, event.transport, event.src, event.dst,
+                                          event.frame, ts)
+                return
+            self._stun(event, event.message)
+        elif cls is Unreachable:
+            self._unreachable(event)
+        elif cls is Undecodable:
+            self.undecodable += 1
+            failure = event.failure
+            self.log.add(
+                "undecodable", "warning", f"{event.src} -> {event.dst}",
+                f"A message from {event.src} to {event.dst} looked like STUN but could not be "
+                f"decoded ({failure.reason} at byte {failure.offset}: {failure.detail}).",
+                (event.frame,),
+            )
+
+    def _stun(self, ev: MessageEvent, msg: StunMessage) -> None:
+        if msg.findings and "bad-fingerprint" in msg.findings:
+            self.log.add(
+                "bad-fingerprint", "error", str(ev.src),
+                f"Messages from {ev.src} carry a FINGERPRINT that does not match their bytes "
+                "(RFC 8489 §14.7): they were altered in transit or by a broken sender, and "
+                "receivers discard them.",
+                (ev.frame,),
+            )
+        mcls = msg.cls
+        if mcls == REQUEST:
+            self._request(ev, msg)
+        elif mcls == INDICATION:
+            if ev.tunnel is None and msg.method in TURN_METHODS:
+                self.turn.indication(msg.method, msg, ev.transport, ev.src, ev.dst, ev.frame, ev.ts)
+        else:
+            self._answer(ev, msg, mcls)
+
+    def _ends(self, ev: MessageEvent) -> tuple[Endpoint, Endpoint, Endpoint | None]:
+        """The logical source and destination of a message, and the TURN server it went via."""
+        tunnel = ev.tunnel
+        if tunnel is None:
+            return ev.src, ev.dst, None
+        transport = ev.transport
+        if tunnel == "send":
+            relayed = self.turn.relayed_of(transport, ev.src, ev.dst) or self._relay_end(ev.dst)
+            return relayed, ev.peer or ev.dst, ev.dst
+        if tunnel == "data":
+            relayed = self.turn.relayed_of(transport, ev.dst, ev.src) or self._relay_end(ev.src)
+            return ev.peer or ev.src, relayed, ev.src
+        relayed, peer, outbound = self.turn.channel_peer(transport, ev.src, ev.dst, ev.channel or 0)
+        server = ev.dst if outbound else ev.src
+        relayed = relayed or self._relay_end(server)
+        if peer is None:
+            peer = Endpoint(f"channel-0x{ev.channel or 0:04x}", 0)
+        return (relayed, peer, server) if outbound else (peer, relayed, server)
+
+    def _relay_end(self, server: Endpoint) -> Endpoint:
+        """Stand-in for a relayed address the capture did not show: the TURN server itself."""
+        self.relay_ends.add(server)
+        return server
+
+    def _request(self, ev: MessageEvent, msg: StunMessage) -> None:
+        src, dst, via = self._ends(ev)
+        method = msg.method
+        tx, new = self.tx.request(msg.txid, method, src, dst, ev.transport, via, ev.frame, ev.ts)
+        if tx is None:
+            return
+        if not new:
+            if tx.ice and tx.info is not None:
+                IceTracker.retransmitted(tx.info, ev.frame)
+            return
+        if len(self.tx.pending) > MAX_PENDING:
+            self._unanswered(self.tx.evict_oldest(), "eviction")
+        names = None
+        if method == BINDING:
+            names = ufrags(username(msg))
+            if names is not None:
+                tx.ice = True
+                tx.info = self.ice.check(names, msg, src, dst, ev.frame, ev.ts)
+            else:
+                tx.info = change_flags(msg)
+        elif method in TURN_METHODS and via is None:
+            tx.info = self.turn.request(method, msg, ev.transport, src, dst, ev.frame, ev.ts)
+        if self.keyring is not None and check_integrity(msg, self.keyring) == "bad":
+            self._bad_integrity(ev, msg, tx.info if names else None, names)
+
+    def _bad_integrity(self, ev: MessageEvent, msg: StunMessage, check: Check | None,
+                       names: tuple[str, str] | None) -> None:
+        self.log.add(
+            "bad-integrity", "error", str(ev.src),
+            f"A {method_name(msg.method)} {msg.cls.label} from {ev.src} fails MESSAGE-INTEGRITY "
+            "with every key given (RFC 8489 §14.5): the sender uses another password, or the "
+            "message was altered.",
+            (ev.frame,),
+        )
+        if names is not None:
+            self.ice.bad_integrity(check, names, ev.frame)
+
+    def _answer(self, ev: MessageEvent, msg: StunMessage, mcls: MessageClass) -> None:
+        txid = msg.txid
+        error = None
+        if mcls == ERROR:
+            error = error_code(msg) or (0, "malformed ERROR-CODE")
+        tx = self.tx.answer(txid)
+        if tx is None:
+            if not self.tx.seen(txid):
+                dst, src, via = self._ends(ev)
+                self.tx.orphan(txid, msg.method, src, dst, ev.transport, via, ev.frame, ev.ts, error)
+                self.log.add(
+                    "orphan-response", "info", f"{ev.src} -> {ev.dst}",
+                    f"Answers from {ev.src} to {ev.dst} whose requests are not in the capture "
+                    "(it started late, or the requests went by another path).",
+                    (ev.frame,),
+                )
+            return
+        ts = ev.ts
+        timing = self.tx.finish(tx, "success" if error is None else "error", ev.frame, ts, error)
+        if timing:
+            self._timing(tx.client, tx.server, tx.method, timing, tx.frames)
+        info = tx.info
+        if tx.ice:
+            if info is not None:
+                last = max((t for t in tx.times if t <= ts), default=tx.first_ts)
+                self.ice.answered(info, msg, error, tx.client, round((ts - last) * 1000.0, 3),
+                                  ev.frame, ts)
+        elif tx.method == BINDING:
+            if error is None and tx.via is None:
+                mapped = xor_mapped(msg)
+                if mapped is not None:
+                    self.nat.mapped(tx.client, tx.server, mapped, ev.frame)
+            if info:
+                self.nat.change_test(tx.client, info, error is None, ev.frame)
+        elif info is not None:
+            self.turn.answered(info, msg, error, ev.frame, ts)
+            alloc = info.alloc
+            if info.method == ALLOCATE and error is None and alloc.mapped is not None:
+                self.nat.mapped(tx.client, tx.server, alloc.mapped, ev.frame)
+        if self.keyring is not None and any(a.type in _MI_TYPES for a in msg.attributes):
+            user = realm = None
+            if info.__class__ is TurnRequest:
+                user, realm = info.alloc.username, info.alloc.realm
+            if check_integrity(msg, self.keyring, user, realm) == "bad":
+                self._bad_integrity(ev, msg, info if tx.ice else None,
+                                    (info.session.remote_ufrag, info.session.local_ufrag)
+                                    if tx.ice and info is not None else None)
+
+    def _timing(self, client: Endpoint, server: Endpoint, method: int, timing: tuple[str, ...],
+                frames: list[int]) -> None:
+        name = method_name(method)
+        subject = f"{client} -> {server} {name}"
+        for finding in timing:
+            if finding == "retransmit-too-fast":
+                self.log.add(finding, "warning", subject,
+                             f"{client} retransmits {name} requests to {server} less than 250 ms "
+                             "apart; RFC 8489 §6.2.1 starts at an RTO of 500 ms and doubles it.",
+                             frames)
+            elif finding == "retransmit-over-reliable":
+                self.log.add(finding, "warning", subject,
+                             f"{client} retransmits {name} requests to {server} over TCP; RFC 8489 "
+                             "§6.2.2 forbids retransmission over a reliable transport.", frames)
+            else:
+                self.log.add(finding, "info", subject,
+                             f"{client} gave up on {name} requests to {server} after fewer than "
+                             "three transmissions; RFC 8489 §6.2.1 sends up to 7 (Rc) over 39.5 s.",
+                             frames)
+
+    def _expire(self, now: float) -> None:
+        for tx in self.tx.expire(now):
+            timing = self.tx.finish(tx, "timeout", None, None, None, "schedule")
+            if timing:
+                self._timing(tx.client, tx.server, tx.method, timing, tx.frames)
+            self._unanswered(tx, "schedule")
+
+    def _unanswered(self, tx, ended_by: str) -> None:  # type: ignore[no-untyped-def]
+        info = tx.info
+        if tx.ice:
+            if info is not None:
+                self.ice.unanswered(info)
+            return
+        if tx.method == BINDING and info:
+            self.nat.change_test(tx.client, info, False, tx.frames[0])
+            return
+        self._unanswered_verdict(tx.client, tx.server, tx.method, tx.frames, tx.via, ended_by)
+
+    def _unanswered_verdict(self, client: Endpoint, server: Endpoint, method: int,
+                            frames: list[int], via: Endpoint | None, ended_by: str,
+                            log: VerdictLog | None = None) -> None:
+        name = method_name(method)
+        how = {
+            "schedule": "within the 39.5 s RFC 8489 retransmission span",
+            "capture-end": "before the capture ended",
+            "eviction": "(dropped from the full transaction table)",
+        }[ended_by]
+        path = f" via TURN server {via}" if via is not None else ""
+        (log or self.log).add(
+            "unanswered-request", "warning", f"{client} -> {server} {name}",
+            f"{name} requests from {client} to {server}{path} got no answer {how}: the server is "
+            "down, unreachable, or a firewall drops the traffic.",
+            frames,
+        )
+
+    def _unreachable(self, ev: Unreachable) -> None:
+        self.unreachable += 1
+        self.ice.unreachable(ev.src, ev.dst, ev.frame)
+        self.log.add(
+            "icmp-unreachable", "warning", f"{ev.src} -> {ev.dst}",
+            f"ICMP {ev.icmp} from {ev.reporter}: packets from {ev.src} to {ev.dst} "
+            f"({ev.transport}) do not arrive (nothing listens there, or a firewall rejects them).",
+            (ev.frame,),
+        )
+
+    # -- results ----------------------------------------------------------------------------
+
+    def _type_of(self, ufrag: str, addr: Endpoint, session: IceSessionState) -> str:
+        """Candidate type of ``addr`` (RFC 8445 §5.1.1): SDP first, else inferred."""
+        sdp = self.sdp_types.get((ufrag, addr)) or self.sdp_types.get((None, addr))
+        if sdp is not None:
+            return sdp
+        if addr in self.turn.relayed or addr in self.relay_ends:
+            return "relay"
+        if addr in self.nat.reflexive and addr not in self.nat.locals:
+            return "srflx"
+        if addr in session.prflx:
+            return "prflx"
+        return "host"
+
+    def snapshot(self, final: bool = False) -> Analysis:
+        """The analysis so far. With ``final`` (the capture ended) requests still open are
+        timeouts ended by ``capture-end``; otherwise they are listed as ``pending``."""
+        now = self.last_ts if self.first_ts is not None else None
+        extra = VerdictLog()
+        open_txs = self.tx.open_transactions()
+        outcome = "timeout" if final else "pending"
+        ended_by = "capture-end" if final else None
+        open_results: list[Transaction] = []
+        for tx in open_txs:
+            open_results.append(self.tx.result(tx, outcome, None, None, None, ended_by))
+            if final and not tx.ice and not (tx.method == BINDING and tx.info):
+                self._unanswered_verdict(tx.client, tx.server, tx.method, tx.frames, tx.via,
+                                         "capture-end", extra)
+        transactions = sorted(
+            [*self.tx.listed, *open_results],
+            key=lambda t: t.request_frames[0] if t.request_frames else t.response_frame or 0,
+        )
+        allocations, turn_verdicts = self.turn.results(now)
+        sessions, ice_verdicts = self.ice.results(now, self._type_of, final)
+        nat, nat_verdicts = self.nat.results()
+        verdicts: list[Verdict] = [
+            *self.log.results(), *extra.results(), *turn_verdicts, *ice_verdicts, *nat_verdicts,
+        ]
+        evictions = {
+            "transactions_open": self.tx.evicted_pending,
+            "transactions_unlisted": self.tx.unlisted,
+            "servers": self.tx.evicted_servers,
+            "allocations": self.turn.evicted,
+            "allocation_peers": self.turn.evicted_peers,
+            "ice_sessions": self.ice.evicted,
+            "ice_pairs": self.ice.evicted_pairs,
+            "nat_endpoints": self.nat.evicted,
+            "verdicts": self.log.evicted,
+        }
+        stats = self.stats
+        if stats is not None:
+            evictions["tcp_streams"] = stats.tcp_evictions
+            evictions["ip_fragments"] = stats.fragment_evictions
+        capture = CaptureSummary(
+            self.file, max(self.frames, stats.frames if stats is not None else 0), self.messages,
+            self.undecodable, self.unreachable, self.first_ts,
+            self.last_ts if self.first_ts is not None else None, evictions, self.complete,
+        )
+        servers = sorted(self.tx.server_results(), key=lambda s: s.server)
+        return Analysis(
+            capture, tuple(transactions), tuple(servers), tuple(allocations), tuple(sessions),
+            tuple(nat), ordered(merged(verdicts)),
+        )
+
+
+def analyze(events: Iterable[Event], *, keyring: Keyring | None = None,
+            sdp: Iterable[SdpIce | str | Path] = (), stats: CaptureStats | None = None,
+            file: str | None = None) -> Analysis:
+    """Analyse a whole event stream (e.g. ``open_events(path, stats)``) and return the final
+    :class:`~stunscope.analysis.results.Analysis`. Errors of the source propagate; use
+    :class:`Analyzer` directly to keep what was read before a corrupt record."""
+    analyzer = Analyzer(keyring, sdp, file=file, stats=stats)
+    feed = analyzer.feed
+    for event in events:
+        feed(event)
+    return analyzer.snapshot(final=True)

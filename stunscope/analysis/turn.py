@@ -1,0 +1,643 @@
+"""TURN allocations (RFC 8656), their permissions, channels, relayed data, and RFC 6062 TCP.
+
+One allocation per client 5-tuple and server (RFC 8656 §2.2). The long-term credential flow is
+followed (§7.2 / RFC 8489 §9.2): a 401 to a request without MESSAGE-INTEGRITY is the normal
+challenge; a 401 to a request that carried credentials means the credentials are wrong; a 438
+(Stale Nonce) asks for a retry with the new NONCE; 437 (Allocation Mismatch) says the server has
+no allocation for this 5-tuple (or already has one, for an Allocate).
+
+Times come from packet timestamps: an allocation expires LIFETIME seconds after the success that
+set it (§7.3, Refresh §7.5; LIFETIME 0 deallocates), a permission 300 s after it was installed
+or refreshed by CreatePermission or ChannelBind (§9), a channel 600 s after its ChannelBind
+(§12), and a channel number or peer stays reserved 5 minutes after the binding expires (§12.2).
+
+Flags (as verdicts): data sent to a peer without a live permission (the server drops it, §10.2),
+ChannelData on an unbound or expired channel (§12.6), a ChannelBind that would rebind a live
+number or peer (§12.2), a request after the allocation expired, 403 toward a peer. Flags that
+depend on state the capture may have missed are only raised for allocations whose Allocate
+was captured.
+
+RFC 6062: Connect (§4.3) and ConnectionAttempt (§4.4) create peer data connections identified
+by CONNECTION-ID; ConnectionBind (§4.4) on a new client connection binds one.
+
+Tables are bounded: ``MAX_ALLOCATIONS`` allocations (ended ones evicted first among the oldest),
+``MAX_PEERS`` peers per allocation for data accounting; evictions are counted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from itertools import islice
+
+from stunscope.analysis.results import (
+    Allocation,
+    Channel,
+    PeerTraffic,
+    Permission,
+    TcpConnection,
+    Verdict,
+)
+from stunscope.analysis.verdicts import VerdictLog, verdict
+from stunscope.wire.attributes import (
+    channel_number,
+    lifetime,
+    realm,
+    username,
+    xor_mapped,
+    xor_peers,
+    xor_relayed,
+)
+from stunscope.wire.message import ChannelData, Endpoint, StunMessage
+from stunscope.wire.registry import method_name
+
+ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_BIND = 0x003, 0x004, 0x006, 0x007, 0x008, 0x009
+CONNECT, CONNECTION_BIND, CONNECTION_ATTEMPT = 0x00A, 0x00B, 0x00C
+METHODS = frozenset({ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_BIND, CONNECT,
+                     CONNECTION_BIND, CONNECTION_ATTEMPT})
+"""The TURN methods (RFC 8656 §18, RFC 6062 §6.1)."""
+
+MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256, CONNECTION_ID = 0x0008, 0x001C, 0x002A
+
+DEFAULT_LIFETIME_S = 600
+"""RFC 8656 §3.2: the default allocation lifetime when the response carries no LIFETIME."""
+PERMISSION_S = 300
+"""RFC 8656 §9: permission lifetime."""
+CHANNEL_S = 600
+"""RFC 8656 §12: channel binding lifetime."""
+CHANNEL_QUARANTINE_S = 300
+"""RFC 8656 §12.2: after expiry, a number/peer is not rebound to another for 5 minutes."""
+
+MAX_ALLOCATIONS = 10_000
+"""Allocations kept (live and ended); the oldest ended one (else the oldest) is evicted."""
+MAX_PEERS = 256
+"""Peers with their own data counters per allocation."""
+
+Key = tuple[str, Endpoint, Endpoint]
+
+
+class _Perm:
+    __slots__ = ("frame", "expires", "refreshes")
+
+    def __init__(self, frame: int, expires: float) -> None:
+        self.frame = frame
+        self.expires = expires
+        self.refreshes = 0
+
+
+class _Chan:
+    __slots__ = ("peer", "frame", "expires", "refreshes", "packets", "bytes")
+
+    def __init__(self, peer: Endpoint, frame: int, expires: float) -> None:
+        self.peer = peer
+        self.frame = frame
+        self.expires = expires
+        self.refreshes = 0
+        self.packets = 0
+        self.bytes = 0
+
+
+class _Conn:
+    __slots__ = ("peer", "initiated_by", "bound", "frames")
+
+    def __init__(self, peer: Endpoint | None, initiated_by: str, frame: int) -> None:
+        self.peer = peer
+        self.initiated_by = initiated_by
+        self.bound = False
+        self.frames = [frame]
+
+
+class AllocationState:
+    """The live state of one allocation. ``seen_start`` tells whether its Allocate was captured."""
+
+    __slots__ = (
+        "key", "first_frame", "state", "relayed", "mapped", "lifetime_s", "expires", "refreshes",
+        "username", "realm", "challenges", "auth_failures", "stale_nonces", "dealloc_frame",
+        "permissions", "channels", "old_channels", "peers", "connections", "seen_start",
+        "expiry_reported", "last_frame",
+    )
+
+    def __init__(self, key: Key, frame: int, seen_start: bool) -> None:
+        self.key = key
+        self.first_frame = frame
+        self.state = "requested" if seen_start else "observed"
+        self.relayed: Endpoint | None = None
+        self.mapped: Endpoint | None = None
+        self.lifetime_s: int | None = None
+        self.expires: float | None = None
+        self.refreshes = 0
+        self.username: str | None = None
+        self.realm: str | None = None
+        self.challenges = 0
+        self.auth_failures = 0
+        self.stale_nonces = 0
+        self.dealloc_frame: int | None = None
+        self.permissions: dict[str, _Perm] = {}
+        self.channels: dict[int, _Chan] = {}
+        self.old_channels: dict[int, tuple[Endpoint, float]] = {}
+        self.peers: dict[Endpoint, list[int]] = {}
+        self.connections: dict[int, _Conn] = {}
+        self.seen_start = seen_start
+        self.expiry_reported = False
+        self.last_frame = frame
+
+    def ended(self, now: float) -> bool:
+        """Deallocated, failed, or past its lifetime at ``now``."""
+        return self.state in ("deallocated", "failed") or (
+            self.expires is not None and now > self.expires
+        )
+
+    def subject(self) -> str:
+        """How verdicts name this allocation."""
+        transport, client, server = self.key
+        return f"{client} -> {server} ({transport})"
+
+
+class TurnRequest:
+    """What a TURN request asked for, kept on its transaction until the answer."""
+
+    __slots__ = ("alloc", "method", "peers", "channel", "credentialed", "lifetime", "conn_id",
+                 "frame", "ts")
+
+    def __init__(self, alloc: AllocationState, method: int, msg: StunMessage, frame: int,
+                 ts: float) -> None:
+        self.alloc = alloc
+        self.method = method
+        self.frame = frame
+        self.ts = ts
+        self.credentialed = any(
+            a.type in (MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256) for a in msg.attributes
+        )
+        self.peers = xor_peers(msg) if method in (CREATE_PERMISSION, CHANNEL_BIND, CONNECT) else []
+        self.channel = channel_number(msg) if method == CHANNEL_BIND else None
+        self.lifetime = lifetime(msg) if method == REFRESH else None
+        self.conn_id = _connection_id(msg) if method == CONNECTION_BIND else None
+
+
+def _connection_id(msg: StunMessage) -> int | None:
+    """CONNECTION-ID (RFC 6062 §6.2.1): a 32-bit number."""
+    for attr in msg.attributes:
+        if attr.type == CONNECTION_ID and len(attr.raw) == 4:
+            return int.from_bytes(attr.raw, "big")
+    return None
+
+
+def _forbidden_cause(peer: Endpoint, relayed: set[Endpoint]) -> str:
+    """The usual reason a TURN server refuses a peer (RFC 8656 §9.1: server policy)."""
+    if peer in relayed:
+        return "the peer is itself a relayed address of a TURN server, and relay-to-relay is refused"
+    try:
+        ip = ipaddress.ip_address(peer.ip)
+    except ValueError:
+        return "the server's peer-address policy refused it"
+    if ip.is_loopback:
+        return "it is a loopback address, which servers refuse by default (coturn no-loopback-peers)"
+    if ip.is_multicast:
+        return "it is a multicast address (coturn no-multicast-peers)"
+    if ip.is_private or ip.is_link_local:
+        return ("it is a private address, which the server's policy denies (coturn denied-peer-ip "
+                "ranges)")
+    return "the server's policy denies this peer (coturn denied-peer-ip / allowed-peer-ip)"
+
+
+class TurnTracker:
+    """Follows every TURN allocation of a capture; see the module docstring."""
+
+    __slots__ = ("allocs", "closed", "by_connection", "relayed", "log", "evicted",
+                 "evicted_peers", "unattributed_channeldata")
+
+    def __init__(self, log: VerdictLog) -> None:
+        self.allocs: dict[Key, AllocationState] = {}
+        self.closed: list[AllocationState] = []
+        self.by_connection: dict[int, AllocationState] = {}
+        self.relayed: dict[Endpoint, AllocationState] = {}
+        self.log = log
+        self.evicted = 0
+        self.evicted_peers = 0
+        self.unattributed_channeldata = 0
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def find(self, transport: str, src: Endpoint, dst: Endpoint) -> tuple[AllocationState | None, bool]:
+        """The allocation of a packet and whether it goes client to server."""
+        alloc = self.allocs.get((transport, src, dst))
+        if alloc is not None:
+            return alloc, True
+        return self.allocs.get((transport, dst, src)), False
+
+    def _open(self, key: Key, frame: int, seen_start: bool) -> AllocationState:
+        if len(self.allocs) + len(self.closed) >= MAX_ALLOCATIONS:
+            self._evict(frame)
+        alloc = self.allocs[key] = AllocationState(key, frame, seen_start)
+        return alloc
+
+    def _evict(self, frame: int) -> None:
+        """Drop one allocation: an ended one among the 32 oldest, else the oldest."""
+        self.evicted += 1
+        if self.closed:
+            self._forget(self.closed.pop(0))
+            return
+        victim = None
+        for alloc in islice(self.allocs.values(), 32):
+            if alloc.state in ("deallocated", "failed"):
+                victim = alloc
+                break
+        if victim is None:
+            victim = next(iter(self.allocs.values()))
+        del self.allocs[victim.key]
+        self._forget(victim)
+
+    def _forget(self, alloc: AllocationState) -> None:
+        if alloc.relayed is not None and self.relayed.get(alloc.relayed) is alloc:
+            del self.relayed[alloc.relayed]
+        for conn_id in alloc.connections:
+            self.by_connection.pop(conn_id, None)
+
+    def relayed_of(self, transport: str, client: Endpoint, server: Endpoint) -> Endpoint | None:
+        """The relayed address of the allocation of ``client`` on ``server``, if known."""
+        alloc = self.allocs.get((transport, client, server))
+        return alloc.relayed if alloc is not None else None
+
+    def channel_peer(self, transport: str, src: Endpoint, dst: Endpoint, number: int) -> tuple[Endpoint | None, Endpoint | None, bool]:
+        """(relayed address, peer, outbound) for a channel number on the flow src -> dst."""
+        alloc, outbound = self.find(transport, src, dst)
+        if alloc is None:
+            return None, None, outbound
+        chan = alloc.channels.get(number)
+        return alloc.relayed, chan.peer if chan is not None else None, outbound
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(self, method: int, msg: StunMessage, transport: str, client: Endpoint,
+                server: Endpoint, frame: int, ts: float) -> TurnRequest:
+        """A new TURN request from ``client`` to ``server``: open or find its allocation."""
+        key = (transport, client, server)
+        alloc = self.allocs.get(key)
+        if method == CONNECTION_BIND:
+            conn_id = _connection_id(msg)
+            bound_to = self.by_connection.get(conn_id) if conn_id is not None else None
+            if bound_to is not None:
+                alloc = bound_to
+        if alloc is None or (method == ALLOCATE and alloc.state == "deallocated"):
+            if alloc is not None:
+                self._close(alloc)
+            alloc = self._open(key, frame, method == ALLOCATE)
+        req = TurnRequest(alloc, method, msg, frame, ts)
+        if alloc.username is None:
+            alloc.username = username(msg)
+            alloc.realm = realm(msg)
+        if alloc.seen_start and alloc.state == "active" and alloc.expires is not None and ts > alloc.expires:
+            self._expired_use(alloc, frame, f"a {method_name(method)} request")
+        if method == CHANNEL_BIND and req.channel is not None and req.peers:
+            self._check_rebind(alloc, req.channel, req.peers[0], frame, ts)
+        return req
+
+    def _close(self, alloc: AllocationState) -> None:
+        del self.allocs[alloc.key]
+        self.closed.append(alloc)
+
+    def _expired_use(self, alloc: AllocationState, frame: int, what: str) -> None:
+        alloc.expiry_reported = True
+        self.log.add(
+            "turn-allocation-expired", "error", alloc.subject(),
+            f"The TURN allocation of {alloc.subject()} expired (its lifetime of "
+            f"{alloc.lifetime_s} s ran out without a Refresh) but the client still sent {what}; "
+            "the server no longer knows it (437 Allocation Mismatch or silence).",
+            (alloc.first_frame, frame),
+        )
+
+    def _check_rebind(self, alloc: AllocationState, number: int, peer: Endpoint, frame: int,
+                      ts: float) -> None:
+        """RFC 8656 §12.2: a number is bound to one peer and a peer to one number while the
+        binding lives, and for 5 minutes after it expires."""
+        chan = alloc.channels.get(number)
+        conflict = None
+        if chan is not None and chan.peer != peer and ts <= chan.expires + CHANNEL_QUARANTINE_S:
+            conflict = f"channel 0x{number:04x} is still bound to {chan.peer}"
+        else:
+            old = alloc.old_channels.get(number)
+            if old is not None and old[0] != peer and ts <= old[1] + CHANNEL_QUARANTINE_S:
+                conflict = f"channel 0x{number:04x} was bound to {old[0]} less than 5 minutes ago"
+        if conflict is None:
+            for other, ch in alloc.channels.items():
+                if other != number and ch.peer == peer and ts <= ch.expires + CHANNEL_QUARANTINE_S:
+                    conflict = f"{peer} is still bound to channel 0x{other:04x}"
+                    break
+        if conflict is not None:
+            self.log.add(
+                "turn-channel-rebind", "warning", alloc.subject(),
+                f"A ChannelBind asks for channel 0x{number:04x} to {peer} but {conflict} "
+                "(RFC 8656 §12.2 forbids rebinding; the server answers 400).",
+                (frame,),
+            )
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def answered(self, req: TurnRequest, msg: StunMessage, error: tuple[int, str] | None,
+                 frame: int, ts: float) -> None:
+        """Apply a success or error response to the allocation."""
+        alloc = req.alloc
+        alloc.last_frame = frame
+        if error is None:
+            self._success(req, alloc, msg, frame, ts)
+        else:
+            self._error(req, alloc, error, frame, ts)
+
+    def _success(self, req: TurnRequest, alloc: AllocationState, msg: StunMessage, frame: int,
+                 ts: float) -> None:
+        method = req.method
+        if method == ALLOCATE:
+            alloc.state = "active"
+            alloc.relayed = xor_relayed(msg)
+            alloc.mapped = xor_mapped(msg)
+            alloc.lifetime_s = lifetime(msg)
+            if alloc.lifetime_s is None:
+                alloc.lifetime_s = DEFAULT_LIFETIME_S
+            alloc.expires = ts + alloc.lifetime_s
+            if alloc.relayed is not None:
+                self.relayed[alloc.relayed] = alloc
+        elif method == REFRESH:
+            granted = lifetime(msg)
+            if granted is None:
+                granted = req.lifetime if req.lifetime is not None else DEFAULT_LIFETIME_S
+            if granted == 0:
+                alloc.state = "deallocated"
+                alloc.dealloc_frame = frame
+                alloc.expires = ts
+            else:
+                if alloc.state == "observed":
+                    alloc.state = "active"
+                alloc.refreshes += 1
+                alloc.lifetime_s = granted
+                alloc.expires = ts + granted
+        elif method == CREATE_PERMISSION:
+            for peer in req.peers:
+                self._permit(alloc, peer.ip, frame, ts)
+        elif method == CHANNEL_BIND:
+            if req.channel is not None and req.peers:
+                self._bind(alloc, req.channel, req.peers[0], frame, ts)
+        elif method == CONNECT:
+            conn_id = _connection_id(msg)
+            if conn_id is not None:
+                self._connection(alloc, conn_id, req.peers[0] if req.peers else None, "connect", frame)
+        elif method == CONNECTION_BIND and req.conn_id is not None:
+            conn = alloc.connections.get(req.conn_id)
+            if conn is not None:
+                conn.bound = True
+                conn.frames.append(frame)
+
+    def _permit(self, alloc: AllocationState, peer_ip: str, frame: int, ts: float) -> None:
+        perm = alloc.permissions.get(peer_ip)
+        if perm is None:
+            alloc.permissions[peer_ip] = _Perm(frame, ts + PERMISSION_S)
+        else:
+            perm.refreshes += 1
+            perm.expires = ts + PERMISSION_S
+
+    def _bind(self, alloc: AllocationState, number: int, peer: Endpoint, frame: int, ts: float) -> None:
+        chan = alloc.channels.get(number)
+        if chan is None or chan.peer != peer:
+            if chan is not None:
+                alloc.old_channels[number] = (chan.peer, chan.expires)
+            alloc.channels[number] = _Chan(peer, frame, ts + CHANNEL_S)
+        else:
+            chan.refreshes += 1
+            chan.expires = ts + CHANNEL_S
+        self._permit(alloc, peer.ip, frame, ts)
+
+    def _connection(self, alloc: AllocationState, conn_id: int, peer: Endpoint | None,
+                    initiated_by: str, frame: int) -> None:
+        if conn_id not in alloc.connections:
+            alloc.connections[conn_id] = _Conn(peer, initiated_by, frame)
+            self.by_connection[conn_id] = alloc
+
+    def _error(self, req: TurnRequest, alloc: AllocationState, error: tuple[int, str], frame: int,
+               ts: float) -> None:
+        code, reason = error
+        name = method_name(req.method)
+        subject = alloc.subject()
+        evidence = (req.frame, frame)
+        if code == 401:
+            if req.credentialed:
+                alloc.auth_failures += 1
+                if alloc.state in ("requested", "challenged"):
+                    alloc.state = "failed"
+                self.log.add(
+                    "turn-auth-failure", "error", subject,
+                    f"The TURN server rejected the credentials of {alloc.username or 'the client'} "
+                    f"with 401 Unauthorized although the {name} request carried MESSAGE-INTEGRITY: "
+                    "the username or password is wrong (or the realm differs).",
+                    evidence,
+                )
+            else:
+                alloc.challenges += 1
+                if alloc.state == "requested":
+                    alloc.state = "challenged"
+        elif code == 438:
+            alloc.stale_nonces += 1
+            self.log.add(
+                "turn-stale-nonce", "warning", subject,
+                f"The TURN server answered a {name} with 438 Stale Nonce: the client must retry "
+                "with the new NONCE from that answer (a client that does not will lose the "
+                "allocation).",
+                evidence,
+            )
+        elif code == 437:
+            if alloc.seen_start and alloc.expires is not None and req.ts > alloc.expires and alloc.state == "active":
+                alloc.state = "expired"
+                self._expired_use(alloc, frame, f"a {name} request")
+            else:
+                self.log.add(
+                    "turn-allocation-mismatch", "error", subject,
+                    f"The TURN server answered a {name} with 437 Allocation Mismatch: "
+                    + ("an allocation already exists on this 5-tuple (the client allocated twice)."
+                       if req.method == ALLOCATE else
+                       "it has no allocation for this 5-tuple (never allocated, deallocated, or "
+                       "expired)."),
+                    evidence,
+                )
+                if req.method == ALLOCATE and alloc.state in ("requested", "challenged"):
+                    alloc.state = "failed"
+        elif code == 403 and req.method in (CREATE_PERMISSION, CHANNEL_BIND, CONNECT):
+            relayed = set(self.relayed)
+            for peer in req.peers or [None]:
+                if peer is None:
+                    text = "a peer"
+                    cause = "the server's peer-address policy refused it"
+                else:
+                    text = str(peer)
+                    cause = _forbidden_cause(peer, relayed)
+                self.log.add(
+                    "turn-forbidden-peer", "error", f"{subject} peer {text}",
+                    f"The TURN server {alloc.key[2]} refused {name} toward {text} with 403 "
+                    f"Forbidden: {cause}.",
+                    evidence,
+                )
+        else:
+            if req.method == ALLOCATE and alloc.state in ("requested", "challenged"):
+                alloc.state = "failed"
+            self.log.add(
+                "turn-request-error", "warning", f"{subject} {code}",
+                f"The TURN server answered a {name} with {code} {reason}.",
+                evidence,
+            )
+
+    # -- indications and data -----------------------------------------------------------------
+
+    def indication(self, method: int, msg: StunMessage, transport: str, src: Endpoint,
+                   dst: Endpoint, frame: int, ts: float) -> None:
+        """Send (client to server) and Data (server to client) indications (RFC 8656 §11), and
+        RFC 6062 ConnectionAttempt."""
+        if method == SEND:
+            alloc = self.allocs.get((transport, src, dst))
+            if alloc is None:
+                alloc = self._open((transport, src, dst), frame, False)
+            outbound = True
+        elif method in (DATA, CONNECTION_ATTEMPT):
+            alloc = self.allocs.get((transport, dst, src))
+            if alloc is None:
+                alloc = self._open((transport, dst, src), frame, False)
+            outbound = False
+        else:
+            return
+        peers = xor_peers(msg)
+        peer = peers[0] if peers else None
+        if method == CONNECTION_ATTEMPT:
+            conn_id = _connection_id(msg)
+            if conn_id is not None:
+                self._connection(alloc, conn_id, peer, "peer", frame)
+            return
+        size = 0
+        for attr in msg.attributes:
+            if attr.type == 0x0013:
+                size = len(attr.raw)
+                break
+        if peer is None:
+            return
+        if outbound and alloc.seen_start:
+            self._check_live(alloc, peer, frame, ts)
+        counters = self._peer(alloc, peer)
+        if counters is not None:
+            base = 0 if outbound else 2
+            counters[base] += 1
+            counters[base + 1] += size
+            counters[5] += 1
+
+    def _check_live(self, alloc: AllocationState, peer: Endpoint, frame: int, ts: float) -> None:
+        if alloc.expires is not None and ts > alloc.expires and alloc.state != "deallocated":
+            if not alloc.expiry_reported:
+                self._expired_use(alloc, frame, "data")
+            return
+        perm = alloc.permissions.get(peer.ip)
+        if perm is None or ts > perm.expires:
+            self.log.add(
+                "turn-data-without-permission", "warning", f"{alloc.subject()} peer {peer.ip}",
+                f"The client sent data toward {peer} through {alloc.key[2]} without a live "
+                f"permission for {peer.ip} ("
+                + ("none was installed" if perm is None else "it expired after 300 s")
+                + "): the server drops it silently (RFC 8656 §10.2). Send CreatePermission first.",
+                (frame,),
+            )
+
+    def _peer(self, alloc: AllocationState, peer: Endpoint) -> list[int] | None:
+        counters = alloc.peers.get(peer)
+        if counters is None:
+            if len(alloc.peers) >= MAX_PEERS:
+                self.evicted_peers += 1
+                return None
+            counters = alloc.peers[peer] = [0, 0, 0, 0, 0, 0]
+        return counters
+
+    def channeldata(self, cd: ChannelData, transport: str, src: Endpoint, dst: Endpoint,
+                    frame: int, ts: float) -> None:
+        """Account one ChannelData message (RFC 8656 §12.4) to its channel and real peer."""
+        alloc = self.allocs.get((transport, src, dst))
+        outbound = True
+        if alloc is None:
+            alloc = self.allocs.get((transport, dst, src))
+            if alloc is None:
+                self.unattributed_channeldata += 1
+                return
+            outbound = False
+        number = cd.channel
+        chan = alloc.channels.get(number)
+        size = len(cd.data)
+        if chan is None or (outbound and ts > chan.expires):
+            if outbound and alloc.seen_start:
+                self.log.add(
+                    "turn-channel-unbound", "warning", f"{alloc.subject()} channel 0x{number:04x}",
+                    f"The client sent ChannelData on channel 0x{number:04x} through {alloc.key[2]} "
+                    + ("which was never bound" if chan is None else
+                       "after its binding expired (600 s without a ChannelBind refresh)")
+                    + ": the server discards it (RFC 8656 §12.6).",
+                    (frame,),
+                )
+            if chan is None:
+                return
+        chan.packets += 1
+        chan.bytes += size
+        counters = alloc.peers.get(chan.peer)
+        if counters is None:
+            counters = self._peer(alloc, chan.peer)
+            if counters is None:
+                return
+        counters[4] += 1
+        if outbound:
+            counters[0] += 1
+            counters[1] += size
+        else:
+            counters[2] += 1
+            counters[3] += size
+
+    # -- results ------------------------------------------------------------------------------
+
+    def results(self, now: float | None) -> tuple[list[Allocation], list[Verdict]]:
+        """Every allocation as of ``now`` (the last packet time), and the end-state verdicts."""
+        out: list[Allocation] = []
+        found: list[Verdict] = []
+        for alloc in [*self.closed, *self.allocs.values()]:
+            state = alloc.state
+            if state == "active" and now is not None and alloc.expires is not None and now > alloc.expires:
+                state = "expired"
+                if alloc.seen_start and not alloc.expiry_reported:
+                    found.append(verdict(
+                        "turn-allocation-expired", "warning", alloc.subject(),
+                        f"The TURN allocation of {alloc.subject()} expired: its lifetime of "
+                        f"{alloc.lifetime_s} s ran out without a Refresh before the capture ended.",
+                        (alloc.first_frame, alloc.last_frame),
+                    ))
+            out.append(self._result(alloc, state, now))
+        out.sort(key=lambda a: a.first_frame)
+        return out, found
+
+    @staticmethod
+    def _result(alloc: AllocationState, state: str, now: float | None) -> Allocation:
+        def live(expires: float) -> str:
+            return "expired" if now is not None and now > expires else "active"
+
+        transport, client, server = alloc.key
+        perms = tuple(
+            Permission(ip, p.frame, p.refreshes, round(p.expires, 6), live(p.expires))
+            for ip, p in alloc.permissions.items()
+        )
+        chans = tuple(
+            Channel(n, str(c.peer), c.frame, c.refreshes, round(c.expires, 6), live(c.expires),
+                    c.packets, c.bytes)
+            for n, c in sorted(alloc.channels.items())
+        )
+        peers = tuple(
+            PeerTraffic(str(peer), *counts) for peer, counts in alloc.peers.items()
+        )
+        conns = tuple(
+            TcpConnection(conn_id, str(c.peer) if c.peer else None, c.initiated_by, c.bound,
+                          tuple(c.frames))
+            for conn_id, c in alloc.connections.items()
+        )
+        return Allocation(
+            str(client), str(server), transport,
+            str(alloc.relayed) if alloc.relayed else None,
+            str(alloc.mapped) if alloc.mapped else None,
+            alloc.lifetime_s, state, alloc.first_frame, alloc.username, alloc.realm,
+            alloc.challenges, alloc.auth_failures, alloc.stale_nonces, alloc.refreshes,
+            round(alloc.expires, 6) if alloc.expires is not None else None, alloc.dealloc_frame,
+            perms, chans, peers, conns,
+        )
