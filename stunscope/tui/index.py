@@ -1,0 +1,306 @@
+"""The compact per-message index behind the timeline, the ladder and the filter.
+
+One row per event (STUN / classic STUN / ChannelData message, ICMP unreachable, undecodable
+payload), stored column-wise in ``array`` objects: about 60 bytes a row, so a million-packet
+capture costs tens of megabytes, not the gigabytes that decoded messages would. The message bytes
+go to a :class:`~stunscope.tui.spool.Spool` and are decoded again only for the rows on screen or
+the selected one (DESIGN.md principles 5 and 7).
+
+While indexing, requests and responses are paired by transaction id alone (RFC 8489 §6.3: the id
+identifies the transaction, whatever address the answer comes from) within a bounded window of
+recent requests, so that the timeline can colour a request by its outcome, fold its
+retransmissions under it and show the RTT on its response. The authoritative transaction analysis
+is the analysis package's; this pairing only serves the display.
+
+Threading: the loader thread appends; the UI thread reads rows below :attr:`MessageIndex.count`,
+which :meth:`MessageIndex.publish` advances after flushing the spool.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from enum import IntEnum
+from typing import NamedTuple
+
+from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
+from stunscope.tui.spool import Spool
+from stunscope.wire.attributes import error_code, username
+from stunscope.wire.message import ChannelData, Endpoint, MessageClass, StunMessage
+
+
+class RowKind(IntEnum):
+    """What a row stands for."""
+
+    STUN = 0
+    CLASSIC = 1
+    CHANNELDATA = 2
+    UNREACHABLE = 3
+    UNDECODABLE = 4
+
+
+KIND_OF_EVENT = {"stun": RowKind.STUN, "classic-stun": RowKind.CLASSIC,
+                 "channeldata": RowKind.CHANNELDATA}
+"""``MessageEvent.kind`` -> row kind."""
+
+
+class Outcome(IntEnum):
+    """How a row is coloured: the fate of its transaction, as far as the index can tell."""
+
+    NONE = 0
+    PENDING = 1
+    SUCCESS = 2
+    ERROR = 3
+    TIMEOUT = 4
+
+
+TUNNELS = (None, "channeldata", "send", "data")
+"""Tunnel codes stored in a row (index into this tuple)."""
+
+RETRANSMISSION = 0x10
+"""Flag bit: the row is a retransmitted request (same txid and source as an earlier request)."""
+
+TCP = 0x20
+"""Flag bit: the carrying transport is TCP."""
+
+_TUNNEL_MASK = 0x03
+_TIMEOUT_S = 39.5
+"""RFC 8489 §6.2.1: with the default RTO of 500 ms and Rc=7, a client gives up after 39.5 s."""
+
+_WINDOW = 100_000
+"""At most this many recent requests are kept for pairing (memory stays bounded)."""
+
+
+class Row(NamedTuple):
+    """One index row, materialised for display (the UI makes these for visible rows only)."""
+
+    row: int
+    frame: int
+    ts: float
+    src: Endpoint
+    dst: Endpoint
+    kind: RowKind
+    method: int
+    cls: MessageClass
+    outcome: Outcome
+    retransmission: bool
+    tunnel: str | None
+    error: int
+    partner: int
+    retransmissions: int
+
+
+class _Pending(NamedTuple):
+    row: int
+    src: int
+    ts: float
+
+
+class MessageIndex:
+    """Rows of compact columns, endpoint and username interning, and the message spool."""
+
+    def __init__(self) -> None:
+        self.spool = Spool()
+        self.frame = array("I")
+        self.ts = array("d")
+        self.src = array("I")
+        self.dst = array("I")
+        self.kind = array("B")
+        self.method = array("H")
+        """Method code, or the channel number for ChannelData."""
+        self.cls = array("B")
+        self.outcome = array("B")
+        self.flags = array("B")
+        self.error = array("H")
+        self.partner = array("i")
+        """Request: its first response row; response or retransmission: the first request row."""
+        self.retransmissions = array("B")
+        self.user = array("I")
+        self.txid = bytearray()
+        """16 bytes a row (RFC 5389 ids are left-aligned and zero-padded)."""
+        self.offset = array("Q")
+        self.length = array("I")
+        self.endpoints: list[Endpoint] = []
+        self._endpoint_ids: dict[Endpoint, int] = {}
+        self.usernames: list[str] = [""]
+        self._username_ids: dict[str, int] = {"": 0}
+        self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self.count = 0
+        """Rows readable by other threads (see :meth:`publish`)."""
+        self.last_ts = 0.0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _endpoint(self, endpoint: Endpoint) -> int:
+        ident = self._endpoint_ids.get(endpoint)
+        if ident is None:
+            ident = self._endpoint_ids[endpoint] = len(self.endpoints)
+            self.endpoints.append(endpoint)
+        return ident
+
+    def _username(self, name: str) -> int:
+        ident = self._username_ids.get(name)
+        if ident is None:
+            ident = self._username_ids[name] = len(self.usernames)
+            self.usernames.append(name)
+        return ident
+
+    def endpoint_id(self, endpoint: Endpoint) -> int | None:
+        """The interned id of ``endpoint``, or None if no row uses it."""
+        return self._endpoint_ids.get(endpoint)
+
+    def username_ids(self, names: set[str]) -> set[int]:
+        """Interned ids of those of ``names`` that some row carries."""
+        return {self._username_ids[n] for n in names if n in self._username_ids}
+
+    def add(self, event: Event) -> int:
+        """Append a row for ``event`` and return its number (not visible until :meth:`publish`)."""
+        row = len(self.frame)
+        self.frame.append(event.frame)
+        self.ts.append(event.ts)
+        self.last_ts = event.ts
+        src = self._endpoint(event.src)
+        self.src.append(src)
+        self.dst.append(self._endpoint(event.dst))
+        flags = TCP if event.transport == "tcp" else 0
+        method = cls = err = user = 0
+        outcome = Outcome.NONE
+        partner = -1
+        txid = b""
+        data = b""
+        if isinstance(event, MessageEvent):
+            kind = KIND_OF_EVENT[event.kind]
+            flags |= TUNNELS.index(event.tunnel)
+            message = event.message
+            if isinstance(message, StunMessage):
+                method, cls, txid, data = message.method, message.cls, message.txid, message.raw
+                user = self._username(username(message) or "")
+                outcome, partner, flags, user = self._pair(row, src, event.ts, message, flags, user)
+                if cls == MessageClass.ERROR:
+                    code = error_code(message)
+                    err = code[0] if code else 0
+            elif isinstance(message, ChannelData):
+                method = message.channel
+                data = message.channel.to_bytes(2, "big") + message.length.to_bytes(2, "big")
+                data += message.data
+        elif isinstance(event, Unreachable):
+            kind = RowKind.UNREACHABLE
+            outcome = Outcome.ERROR
+            data = f"{event.icmp} reported by {event.reporter}".encode()
+        else:
+            assert isinstance(event, Undecodable)
+            kind = RowKind.UNDECODABLE
+            outcome = Outcome.ERROR
+            failure = event.failure
+            data = f"{failure.reason} at byte {failure.offset}: {failure.detail}".encode()
+        self.kind.append(kind)
+        self.method.append(method)
+        self.cls.append(cls)
+        self.outcome.append(outcome)
+        self.flags.append(flags)
+        self.error.append(err)
+        self.partner.append(partner)
+        self.retransmissions.append(0)
+        self.user.append(user)
+        self.txid += txid.ljust(16, b"\0")
+        self.offset.append(self.spool.append(data) if data else 0)
+        self.length.append(len(data))
+        return row
+
+    def _pair(
+        self, row: int, src: int, ts: float, message: StunMessage, flags: int, user: int
+    ) -> tuple[Outcome, int, int, int]:
+        """Pair ``message`` with a recent request; returns (outcome, partner, flags, user)."""
+        pending = self._pending.get(message.txid)
+        if message.cls == MessageClass.REQUEST:
+            if pending is None:
+                self._remember(message.txid, _Pending(row, src, ts))
+                return Outcome.PENDING, -1, flags, user
+            if pending.src == src:
+                first = pending.row
+                self.retransmissions[first] = min(255, self.retransmissions[first] + 1)
+                return Outcome(self.outcome[first]), first, flags | RETRANSMISSION, user
+            return Outcome.PENDING, -1, flags, user
+        if message.cls == MessageClass.INDICATION or pending is None:
+            return (Outcome.ERROR if message.cls == MessageClass.ERROR else Outcome.NONE), -1, \
+                flags, user
+        first = pending.row
+        outcome = Outcome.SUCCESS if message.cls == MessageClass.SUCCESS else Outcome.ERROR
+        if self.partner[first] < 0:
+            self.partner[first] = row
+            self.outcome[first] = outcome
+        return outcome, first, flags, user or self.user[first]
+
+    def _remember(self, txid: bytes, pending: _Pending) -> None:
+        self._pending[txid] = pending
+        horizon = pending.ts - _TIMEOUT_S
+        while self._pending:
+            oldest = next(iter(self._pending.values()))
+            if len(self._pending) <= _WINDOW and oldest.ts >= horizon:
+                break
+            self._pending.popitem(last=False)
+            self._expire(oldest.row)
+
+    def _expire(self, row: int) -> None:
+        if self.outcome[row] == Outcome.PENDING:
+            self.outcome[row] = Outcome.TIMEOUT
+
+    def finish(self) -> None:
+        """The source has ended: every request still unanswered has timed out."""
+        for pending in self._pending.values():
+            self._expire(pending.row)
+        self._pending.clear()
+        self.publish()
+
+    def publish(self) -> None:
+        """Flush the spool and make every appended row visible to readers."""
+        self.spool.flush()
+        self.count = len(self.frame)
+
+    def get(self, row: int) -> Row:
+        """Materialise one row."""
+        flags = self.flags[row]
+        return Row(
+            row=row,
+            frame=self.frame[row],
+            ts=self.ts[row],
+            src=self.endpoints[self.src[row]],
+            dst=self.endpoints[self.dst[row]],
+            kind=RowKind(self.kind[row]),
+            method=self.method[row],
+            cls=MessageClass(self.cls[row]),
+            outcome=Outcome(self.outcome[row]),
+            retransmission=bool(flags & RETRANSMISSION),
+            tunnel=self.tunnel(row),
+            error=self.error[row],
+            partner=self.partner[row],
+            retransmissions=self.retransmissions[row],
+        )
+
+    def tunnel(self, row: int) -> str | None:
+        """How the row's message was carried (None, ``channeldata``, ``send``, ``data``)."""
+        return TUNNELS[self.flags[row] & _TUNNEL_MASK]
+
+    def txid_hex(self, row: int) -> str:
+        """The transaction id of a STUN row in lower-case hex (24 or 32 digits), else ``""``."""
+        if self.kind[row] == RowKind.STUN:
+            return self.txid[row * 16:row * 16 + 12].hex()
+        if self.kind[row] == RowKind.CLASSIC:
+            return self.txid[row * 16:row * 16 + 16].hex()
+        return ""
+
+    def message_bytes(self, row: int) -> bytes:
+        """The row's message bytes; for ICMP and undecodable rows, the UTF-8 text that says why."""
+        length = self.length[row]
+        return self.spool.read(self.offset[row], length) if length else b""
+
+    def row_of_frame(self, frame: int) -> int | None:
+        """The first row of ``frame`` (or of the next frame that has one), or None past the end."""
+        pos = bisect_left(self.frame, frame, 0, self.count)
+        return pos if pos < self.count else None
+
+    def close(self) -> None:
+        """Release the spool."""
+        self.spool.close()
