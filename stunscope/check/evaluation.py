@@ -46,6 +46,7 @@ from stunscope.check.names import ALIASES, COMPUTED, Obj, field_kind, known_name
 _SUMMARY_KEYS = ("code", "method", "outcome", "state", "severity", "local_type", "remote_type",
                  "error_code", "rtt_ms", "retransmissions")
 _SHOWN_VALUES = 8
+_SHOWN_ITEMS = 3  # objects a quantifier shows (each is a summary of several fields)
 
 
 # --- static name checking ----------------------------------------------------------------------
@@ -189,8 +190,9 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def format_value(value: Any) -> str:
-    """A short display of a JSON value (objects summarised by their telling fields)."""
+def format_value(value: Any, most: int = _SHOWN_VALUES) -> str:
+    """A short display of a JSON value (objects summarised by their telling fields; lists cut
+    after ``most`` items)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -203,8 +205,8 @@ def format_value(value: Any) -> str:
             shown = [k for k, v in value.items() if not isinstance(v, (dict, list))][:3]
         return "{" + ", ".join(f"{k}: {format_value(value[k])}" for k in shown) + "}"
     if isinstance(value, (list, tuple)):
-        head = ", ".join(format_value(v) for v in value[:_SHOWN_VALUES])
-        more = f", … {len(value) - _SHOWN_VALUES} more" if len(value) > _SHOWN_VALUES else ""
+        head = ", ".join(format_value(v) for v in value[:most])
+        more = f", … {len(value) - most} more" if len(value) > most else ""
         return f"[{head}{more}]"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
@@ -408,7 +410,7 @@ class _Evaluator:
             found = f"{self.text(subject)} is empty"
         else:
             found = (f"{len(shown)} of {len(items)} {self.text(subject)} {what}: "
-                     f"{format_value([shown_values[i] for i in shown])}")
+                     f"{format_value([shown_values[i] for i in shown], _SHOWN_ITEMS)}")
         return Truth(ok, [found], list(_evidence(items[i] for i in shown)))
 
     def describe(self, node: Expr, val: _Val, scope: _Item | None) -> str:

@@ -9,7 +9,7 @@ can report what was read and then exit 3 (DESIGN.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,22 +51,22 @@ def read_analysis_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _until_damage(events: Iterator[Any], errors: list[InputError]) -> Iterator[Any]:
-    """Pass events through; a read error ends the stream and is kept instead of raised."""
-    try:
-        yield from events
-    except InputError as exc:
-        errors.append(exc)
-
-
 def analyze_capture(path: Path, keyring: Any = None, sdp: Sequence[Path] = ()) -> Loaded:
-    """Analyse a capture; a damaged file yields what was read plus the error."""
-    from stunscope.analysis import analyze  # the analysis is only needed for captures
+    """Analyse a capture; a damaged file yields what was read (marked incomplete) and the error."""
+    from stunscope.analysis import Analyzer  # the analysis is only needed for captures
+    from stunscope.capture.stats import CaptureStats
     from stunscope.capture.stream import open_events
 
-    errors: list[InputError] = []
-    analysis = analyze(_until_damage(iter(open_events(path)), errors), keyring=keyring, sdp=sdp)
-    return Loaded(analysis.to_json(), errors[0] if errors else None)
+    stats = CaptureStats()
+    analyzer = Analyzer(keyring, sdp, file=str(path), stats=stats)
+    error = None
+    try:
+        for event in open_events(path, stats):
+            analyzer.feed(event)
+    except InputError as exc:
+        analyzer.complete = False
+        error = exc
+    return Loaded(analyzer.snapshot(final=True).to_json(), error)
 
 
 def load(path: Path, keyring: Any = None, sdp: Sequence[Path] = ()) -> Loaded:
