@@ -33,7 +33,7 @@ from stunscope.wire.message import ChannelData, MessageClass, StunMessage
 from stunscope.wire.registry import ATTRIBUTES, attr_name, method_name
 from stunscope.wire.text import safe_text
 
-__all__ = ["MessageFormatter", "event_line", "event_to_json"]
+__all__ = ["MessageFormatter", "event_line", "event_to_json", "message_json"]
 
 _REQUEST = MessageClass.REQUEST
 _RESPONSES = (MessageClass.SUCCESS, MessageClass.ERROR)
@@ -75,6 +75,29 @@ def _first_text(msg: StunMessage, attr_type: int) -> str | None:
         if attr.type == attr_type:
             return attr.raw.decode("utf-8", "backslashreplace")
     return None
+
+
+def message_json(msg: StunMessage, keyring: Keyring | None = None, username: str | None = None,
+                 realm: str | None = None) -> dict[str, Any]:
+    """The message part of the JSON contract for one STUN or classic STUN message: ``kind``,
+    ``method``, ``class``, ``txid``, ``mapped``, ``relayed``, ``peers``, ``error_code``,
+    ``fingerprint``, ``integrity``, ``channel`` (None), ``tunnel`` (None), ``findings``,
+    ``attributes``, ``length``. ``username``/``realm`` are the request's, for a response."""
+    mapped = xor_mapped(msg)
+    relayed = xor_relayed(msg)
+    err = error_code(msg)
+    return {
+        "kind": "stun" if msg.magic else "classic-stun", "method": method_name(msg.method),
+        "class": msg.cls.label, "txid": msg.txid.hex(),
+        "mapped": str(mapped) if mapped is not None else None,
+        "relayed": str(relayed) if relayed is not None else None,
+        "peers": [str(p) for p in xor_peers(msg)],
+        "error_code": err[0] if err is not None else None,
+        "fingerprint": check_fingerprint(msg),
+        "integrity": check_integrity(msg, keyring, username, realm),
+        "channel": None, "tunnel": None, "findings": list(msg.findings),
+        "attributes": _attributes(msg), "length": msg.length,
+    }
 
 
 class MessageFormatter:
@@ -126,23 +149,14 @@ class MessageFormatter:
                     "length": msg.length, "rtt_ms": None, "peer": None,
                 }
             rtt, username, realm = self._track(event, msg)
-            mapped = xor_mapped(msg)
-            relayed = xor_relayed(msg)
-            err = error_code(msg)
-            return {
-                "frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
-                "transport": event.transport, "kind": event.kind, "method": method_name(msg.method),
-                "class": msg.cls.label, "txid": msg.txid.hex(),
-                "mapped": str(mapped) if mapped is not None else None,
-                "relayed": str(relayed) if relayed is not None else None,
-                "peers": [str(p) for p in xor_peers(msg)],
-                "error_code": err[0] if err is not None else None,
-                "fingerprint": check_fingerprint(msg),
-                "integrity": check_integrity(msg, self.keyring, username, realm),
-                "channel": event.channel, "tunnel": event.tunnel, "findings": list(msg.findings),
-                "attributes": _attributes(msg), "length": msg.length, "rtt_ms": rtt,
-                "peer": str(event.peer) if event.peer is not None else None,
-            }
+            obj = {"frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
+                   "transport": event.transport}
+            obj.update(message_json(msg, self.keyring, username, realm))
+            obj["channel"] = event.channel
+            obj["tunnel"] = event.tunnel
+            obj["rtt_ms"] = rtt
+            obj["peer"] = str(event.peer) if event.peer is not None else None
+            return obj
         if cls is Undecodable:
             failure = event.failure
             return {
