@@ -1,0 +1,287 @@
+"""``stunscope live`` on real traffic on ``lo``: coturn with turnutils clients and two aioice agents,
+captured by stunscope and dumpcap at once; Ctrl-C, SIGTERM, SIGKILL, ring buffer, stop conditions.
+
+Needs root or CAP_NET_RAW (CI runs as root), coturn and dumpcap. Every process and loop here is
+bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from stunscope.capture.live import DEFAULT_FILTER
+from stunscope.capture.records import read_records
+from stunscope.wire.encode import encode_message
+
+ROOT = Path(__file__).resolve().parent.parent
+USER, PASSWORD, REALM = "alice", "secret", "example.org"
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root (CI runs as root)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TurnServer:
+    """A coturn on 127.0.0.1 with long-term credentials and its own relay port range."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.relay_min = random.randrange(50000, 60000, 100)
+        self.relay_max = self.relay_min + 99
+        self.proc = subprocess.Popen(
+            ["turnserver", "-n", "--listening-ip=127.0.0.1", f"--listening-port={self.port}",
+             "--no-tls", "--no-dtls", "--lt-cred-mech", f"--user={USER}:{PASSWORD}",
+             f"--realm={REALM}", "--relay-ip=127.0.0.1", f"--min-port={self.relay_min}",
+             f"--max-port={self.relay_max}", "--no-cli", "--allow-loopback-peers",
+             f"--pidfile={tmp / 'turnserver.pid'}", f"--userdb={tmp / 'turndb'}",
+             f"--log-file={tmp / 'turnserver.log'}", "--simple-log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        request = encode_message(0x001, 0, os.urandom(12), [])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.2)
+            for _ in range(50):
+                sock.sendto(request, ("127.0.0.1", self.port))
+                try:
+                    sock.recv(2048)
+                    return
+                except OSError:
+                    time.sleep(0.1)
+        raise RuntimeError("turnserver did not answer within 15 s")
+
+    @property
+    def bpf(self) -> str:
+        """A filter for this server's traffic: its port and its relay ports."""
+        return f"udp port {self.port} or udp portrange {self.relay_min}-{self.relay_max}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def turn(tmp_path: Path) -> Iterator[TurnServer]:
+    if shutil.which("turnserver") is None:
+        pytest.skip("coturn is not installed")
+    server = TurnServer(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _ice_pair(turn: TurnServer) -> None:
+    """Two aioice agents that connect through the TURN relay (relay candidates only: all on lo)."""
+    import aioice
+
+    options = {"turn_server": ("127.0.0.1", turn.port), "turn_username": USER,
+               "turn_password": PASSWORD, "transport_policy": aioice.TransportPolicy.RELAY}
+    a = aioice.Connection(ice_controlling=True, **options)
+    b = aioice.Connection(ice_controlling=False, **options)
+    try:
+        await asyncio.gather(a.gather_candidates(), b.gather_candidates())
+        for one, other in ((a, b), (b, a)):
+            for candidate in other.local_candidates:
+                await one.add_remote_candidate(candidate)
+            await one.add_remote_candidate(None)
+            one.remote_username, one.remote_password = other.local_username, other.local_password
+        await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 20)
+        await a.send(b"ping")
+        assert await asyncio.wait_for(b.recv(), 5) == b"ping"
+    finally:
+        await asyncio.gather(a.close(), b.close())
+
+
+def run_scenario(turn: TurnServer) -> None:
+    """turnutils_stunclient, turnutils_uclient (two clients relaying to each other), ICE."""
+    subprocess.run(["turnutils_stunclient", "-p", str(turn.port), "127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    subprocess.run(["turnutils_uclient", "-p", str(turn.port), "-u", USER, "-w", PASSWORD,
+                    "-r", REALM, "-n", "3", "-m", "2", "-y", "127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    asyncio.run(asyncio.wait_for(_ice_pair(turn), 60))
+
+
+def start_live(*args: str) -> subprocess.Popen[str]:
+    """``stunscope live ARGS``, returned once it says it is capturing."""
+    proc = subprocess.Popen([sys.executable, "-m", "stunscope", "live", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "capturing on" in line, line + proc.stderr.read()
+    return proc
+
+
+def stop(proc: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[str, str]:
+    """Send ``signum`` and collect (stdout, stderr after the first line)."""
+    proc.send_signal(signum)
+    return proc.communicate(timeout=60)
+
+
+def captured(stderr: str) -> int:
+    """The packet count from the final statistics line."""
+    match = re.search(r"(\d+) packets captured, (\d+) dropped", stderr)
+    assert match, stderr
+    assert match.group(2) == "0", stderr
+    return int(match.group(1))
+
+
+def stunscope(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stunscope", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def messages(path: Path) -> list[dict]:
+    out = stunscope("messages", str(path), "--format", "jsonl")
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def without_frames(objects: list[dict]) -> list[dict]:
+    return [{k: v for k, v in o.items() if k != "frame"} for o in objects]
+
+
+def send_bindings(port: int, count: int, start: int = 0) -> None:
+    """``count`` Binding requests to 127.0.0.1:``port``, transaction ids numbered from ``start``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for number in range(start, start + count):
+            sock.sendto(encode_message(0x001, 0, number.to_bytes(12, "big"), []),
+                        ("127.0.0.1", port))
+
+
+@contextmanager
+def sink() -> Iterator[int]:
+    """A bound UDP port to send to (so no ICMP port unreachable comes back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def txids(path: Path) -> list[int]:
+    return [int(m["txid"], 16) for m in messages(path)]
+
+
+@pytest.mark.skipif(shutil.which("dumpcap") is None, reason="dumpcap is not installed")
+def test_live_and_dumpcap_see_the_same_messages(turn: TurnServer, tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "stunscope.pcapng", tmp_path / "dumpcap.pcapng"
+    live = start_live("-i", "lo", "-f", f"({DEFAULT_FILTER}) and ({turn.bpf})", "-w", str(ours),
+                      "--format", "jsonl")
+    dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", turn.bpf, "-w", str(theirs)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert dumpcap.stderr is not None
+        for _ in range(20):
+            if "Capturing on" in dumpcap.stderr.readline():
+                break
+        run_scenario(turn)
+        time.sleep(0.5)
+    finally:
+        dumpcap.send_signal(signal.SIGINT)
+        dumpcap.communicate(timeout=30)
+        streamed, err = stop(live)
+    assert live.returncode == 0, err
+    frames = captured(err)
+    assert len(list(read_records(ours))) == frames
+
+    from_file = messages(ours)
+    assert [json.loads(line) for line in streamed.splitlines()] == from_file
+    kinds = {(m["method"], m["class"]) for m in from_file}
+    assert {("Binding", "success"), ("Allocate", "success"), ("CreatePermission", "success"),
+            ("ChannelBind", "success")} <= kinds
+    assert any(m["kind"] == "channeldata" for m in from_file)
+    assert any(m["tunnel"] for m in from_file)  # ICE checks carried through the relay
+    assert without_frames(from_file) == without_frames(messages(theirs))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_leaves_a_complete_file(signum: int, tmp_path: Path) -> None:
+    out = tmp_path / "stopped.pcapng"
+    with sink() as port:
+        live = start_live("-f", f"udp dst port {port}", "-w", str(out), "--format", "text")
+        send_bindings(port, 300)
+        time.sleep(0.3)
+        streamed, err = stop(live, signum)
+    assert live.returncode == 0, err
+    assert "Traceback" not in err
+    assert captured(err) == 300
+    assert txids(out) == list(range(300))
+    assert len(streamed.splitlines()) == 300
+    if shutil.which("capinfos"):
+        info = subprocess.run(["capinfos", "-c", "-T", "-r", str(out)], capture_output=True,
+                              text=True, check=True).stdout
+        assert info.strip().endswith("\t300")
+
+
+def test_sigkill_leaves_a_file_readable_up_to_the_last_flush(tmp_path: Path) -> None:
+    out = tmp_path / "killed.pcapng"
+    with sink() as port:
+        live = start_live("-f", f"udp dst port {port}", "-w", str(out), "--format", "jsonl")
+        send_bindings(port, 200)
+        time.sleep(1.0)  # several 200 ms flush periods
+        send_bindings(port, 5000, start=200)  # a burst in flight when the kill lands
+        live.kill()
+        live.communicate(timeout=30)
+    numbers = txids(out)  # read without any error: the file ends on a block boundary
+    assert numbers[:200] == list(range(200))
+    assert numbers == list(range(len(numbers)))
+
+
+def test_ring_buffer_rotates_and_keeps_n_files(tmp_path: Path) -> None:
+    base = tmp_path / "ring.pcapng"
+    with sink() as port:
+        live = start_live("-f", f"udp dst port {port}", "-w", str(base), "--ring", "3",
+                          "--ring-size", "0.01", "--format", "jsonl")
+        send_bindings(port, 1000)
+        time.sleep(0.3)
+        _, err = stop(live)
+    assert live.returncode == 0, err
+    files = sorted(tmp_path.glob("ring_*.pcapng"))
+    assert len(files) == 3
+    indexes = [int(f.stem.split("_")[1]) for f in files]
+    assert indexes == list(range(indexes[0], indexes[0] + 3)) and indexes[0] > 3
+    kept = [n for f in files for n in txids(f)]
+    assert kept == list(range(1000 - len(kept), 1000))
+
+
+def test_count_and_duration_stop_the_capture(tmp_path: Path) -> None:
+    with sink() as port:
+        live = start_live("-f", f"udp dst port {port}", "--count", "25", "--format", "jsonl")
+        send_bindings(port, 100)
+        streamed, err = live.communicate(timeout=30)
+    assert live.returncode == 0, err
+    assert len(streamed.splitlines()) == 25
+    started = time.monotonic()
+    live = start_live("-f", "udp port 9", "--duration", "1", "--format", "jsonl")
+    live.communicate(timeout=30)
+    assert live.returncode == 0
+    assert 0.9 < time.monotonic() - started < 10
