@@ -100,7 +100,7 @@ def _rules_from_table(table: Mapping[str, Any], origin: str, seen: tuple[str, ..
                          f"(known: {', '.join(sorted(_FILE_KEYS))})")
     rules: dict[str, Rule] = {}
     for name in _string_list(table.get("profile", []), origin, "profile"):
-        rules.update(profile_rules(name, seen))
+        rules.update(profile_rules(name, seen, origin))
     own: set[str] = set()
     entries = table.get("rule", [])
     if not isinstance(entries, list):
@@ -139,12 +139,14 @@ def _string_list(value: Any, origin: str, key: str) -> list[str]:
     raise UsageError(f"{origin}: {key!r} must be a string or a list of strings")
 
 
-def profile_rules(name: str, seen: tuple[str, ...] = ()) -> dict[str, Rule]:
-    """The rules of a built-in profile and of the profiles it includes."""
+def profile_rules(name: str, seen: tuple[str, ...] = (), origin: str = "") -> dict[str, Rule]:
+    """The rules of a built-in profile and of the profiles it includes (``origin`` names the
+    file that asked for it, for error messages)."""
+    where = f"{origin}: " if origin else ""
     if name not in PROFILES:
-        raise UsageError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+        raise UsageError(f"{where}unknown profile {name!r} (known: {', '.join(PROFILES)})")
     if name in seen:
-        raise UsageError(f"profile {name!r} includes itself")
+        raise UsageError(f"{where}profile {name!r} includes itself")
     return _rules_from_table(PROFILES[name], f"profile {name}", (*seen, name))
 
 
