@@ -313,9 +313,16 @@ def _xor_endpoint(value: bytes, msg: StunMessage) -> Value:
     return decode_xor_address(value, _key(msg))
 
 
+def _peer_endpoint(value: bytes, msg: StunMessage) -> Value:
+    """XOR-PEER-ADDRESS (RFC 8656 §18.3); in cookie-less [MS-TURN] messages the same code is
+    REMOTE-ADDRESS (§2.2.2.9), a plain address."""
+    return decode_xor_address(value, _key(msg)) if msg.magic else decode_address(value)
+
+
 _DECODERS: dict[str, Callable[[bytes, StunMessage], Value]] = {
     "address": _endpoint,
     "xor-address": _xor_endpoint,
+    "peer-address": _peer_endpoint,
     "text": lambda value, msg: _text(value),
     "hex": lambda value, msg: value.hex(),
     "u32": lambda value, msg: _u32(value),
@@ -432,8 +439,7 @@ def xor_relayed(msg: StunMessage) -> Endpoint | None:
 
 def xor_peers(msg: StunMessage) -> list[Endpoint]:
     """Every well-formed XOR-PEER-ADDRESS (RFC 8656 §18.3; CreatePermission may carry several)."""
-    key = _key(msg)
-    peers = (decode_xor_address(a.raw, key) for a in msg.attributes if a.type == XOR_PEER_ADDRESS)
+    peers = (_peer_endpoint(a.raw, msg) for a in msg.attributes if a.type == XOR_PEER_ADDRESS)
     return [peer for peer in peers if isinstance(peer, Endpoint)]
 
 

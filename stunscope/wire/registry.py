@@ -4,8 +4,10 @@ Sources: IANA "Session Traversal Utilities for NAT (STUN) Parameters" (STUN Meth
 Attributes, STUN Error Codes), as established by RFC 8489 §18 and extended by RFC 8656 §18
 (TURN), RFC 5780 §9 (NAT behaviour discovery), RFC 8445 §20 (ICE), RFC 6062 §6.2 (TURN-TCP),
 RFC 7635 (OAuth), RFC 7982 (transaction transmit counter), RFC 8016 (mobility), RFC 6679 (ECN);
-and the vendor specifications [MS-TURN] §2.2.2 and [MS-ICE2] §2.2.2 for the Microsoft codes that
-appear in real captures (Skype/Lync/Teams).
+and the vendor specifications [MS-TURN] §2.2.2, [MS-TURNBWM] and [MS-ICE2] §2.2.2 for the
+Microsoft codes that appear in real captures (Skype/Lync/Teams). Names were cross-checked against
+tshark 4.0's dissector; where they differ the IANA/RFC spelling wins (0x0027 is RESPONSE-PORT,
+RFC 5780 §7.5, which tshark 4.0 calls XOR-RESPONSE-TARGET from a 2008 draft).
 
 Each attribute row names its RFC spelling and a value *kind*: the key of the typed decoder in
 :mod:`stunscope.wire.attributes` (a table, so adding an attribute is one line here). Unknown
@@ -69,17 +71,18 @@ ATTRIBUTES: dict[int, AttrSpec] = {
     0x0004: _A("SOURCE-ADDRESS", "address"),  # RFC 3489 §11.2.5
     0x0005: _A("CHANGED-ADDRESS", "address"),  # RFC 3489 §11.2.3
     0x0006: _A("USERNAME", "text"),  # RFC 8489 §14.3
-    0x0007: _A("PASSWORD", "secret"),  # RFC 3489 §11.2.8
+    0x0007: _A("PASSWORD", "text"),  # RFC 3489 §11.2.8
     0x0008: _A("MESSAGE-INTEGRITY", "hex"),  # RFC 8489 §14.5
     0x0009: _A("ERROR-CODE", "error-code"),  # RFC 8489 §14.8
     0x000A: _A("UNKNOWN-ATTRIBUTES", "unknown-attributes"),  # RFC 8489 §14.9
     0x000B: _A("REFLECTED-FROM", "address"),  # RFC 3489 §11.2.11
     0x000C: _A("CHANNEL-NUMBER", "channel-number"),  # RFC 8656 §18.1
     0x000D: _A("LIFETIME", "u32"),  # RFC 8656 §18.2
-    0x000F: _A("MAGIC-COOKIE", "hex"),  # [MS-TURN] §2.2.2.6
-    0x0010: _A("BANDWIDTH", "u32"),  # reserved (was BANDWIDTH, RFC 5766); [MS-TURN] §2.2.2.7
-    0x0011: _A("DESTINATION-ADDRESS", "address"),  # [MS-TURN] §2.2.2.8
-    0x0012: _A("XOR-PEER-ADDRESS", "xor-address"),  # RFC 8656 §18.3
+    0x000E: _A("MS-ALTERNATE-SERVER", "address"),  # [MS-TURN] §2.2.2 (pre-RFC 5389 code)
+    0x000F: _A("MAGIC-COOKIE", "hex"),  # [MS-TURN] §2.2.2
+    0x0010: _A("BANDWIDTH", "u32"),  # reserved (was BANDWIDTH, RFC 5766); [MS-TURN] §2.2.2
+    0x0011: _A("DESTINATION-ADDRESS", "address"),  # [MS-TURN] §2.2.2
+    0x0012: _A("XOR-PEER-ADDRESS", "peer-address"),  # RFC 8656 §18.3; [MS-TURN] REMOTE-ADDRESS
     0x0013: _A("DATA", "data"),  # RFC 8656 §18.4
     0x0014: _A("REALM", "text"),  # RFC 8489 §14.9
     0x0015: _A("NONCE", "nonce"),  # RFC 8489 §14.10
@@ -106,8 +109,8 @@ ATTRIBUTES: dict[int, AttrSpec] = {
     0x8002: _A("PASSWORD-ALGORITHMS", "password-algorithms"),  # RFC 8489 §14.11
     0x8003: _A("ALTERNATE-DOMAIN", "text"),  # RFC 8489 §14.16
     0x8004: _A("ICMP", "icmp"),  # RFC 8656 §18.13
-    0x8008: _A("MS-VERSION", "u32"),  # [MS-TURN] §2.2.2.16
-    0x8020: _A("XOR-MAPPED-ADDRESS", "xor-address"),  # pre-RFC 5389 drafts; [MS-TURN] §2.2.2.17
+    0x8008: _A("MS-VERSION", "u32"),  # [MS-TURN] §2.2.2
+    0x8020: _A("XOR-MAPPED-ADDRESS", "xor-address"),  # pre-RFC 5389 drafts; [MS-TURN] §2.2.2
     0x8022: _A("SOFTWARE", "text"),  # RFC 8489 §14.14
     0x8023: _A("ALTERNATE-SERVER", "address"),  # RFC 8489 §14.15
     0x8025: _A("TRANSACTION-TRANSMIT-COUNTER", "transmit-counter"),  # RFC 7982 §3.1
@@ -117,14 +120,32 @@ ATTRIBUTES: dict[int, AttrSpec] = {
     0x802A: _A("ICE-CONTROLLING", "u64"),  # RFC 8445 §16.1
     0x802B: _A("RESPONSE-ORIGIN", "address"),  # RFC 5780 §7.3
     0x802C: _A("OTHER-ADDRESS", "address"),  # RFC 5780 §7.4
-    0x802D: _A("ECN-CHECK", "hex"),  # RFC 6679 §7.2.2
+    0x802D: _A("ECN-CHECK STUN", "hex"),  # RFC 6679 §7.2.2 (the IANA spelling has a space)
     0x802E: _A("THIRD-PARTY-AUTHORIZATION", "text"),  # RFC 7635 §6.1
     0x8030: _A("MOBILITY-TICKET", "hex"),  # RFC 8016 §3.1
-    0x8050: _A("MS-SEQUENCE-NUMBER", "ms-sequence"),  # [MS-TURN] §2.2.2.18
-    0x8054: _A("CANDIDATE-IDENTIFIER", "text"),  # [MS-ICE2] §2.2.2.3
-    0x8055: _A("MS-SERVICE-QUALITY", "hex"),  # [MS-TURN] §2.2.2.19
-    0x8070: _A("MS-IMPLEMENTATION-VERSION", "u32"),  # [MS-ICE2] §2.2.2.4
-    0x8090: _A("MS-ALT-MAPPED-ADDRESS", "address"),  # [MS-TURN] §2.2.2.20
+    0x8032: _A("MS-ALTERNATE-HOST-NAME", "text"),  # [MS-TURN] §2.2.2
+    0x8037: _A("MS-APP-ID", "hex"),  # Microsoft (Teams), name as in Wireshark
+    0x8039: _A("MS-SECURE-TAG", "hex"),  # Microsoft (Teams), name as in Wireshark
+    0x8050: _A("MS-SEQUENCE-NUMBER", "ms-sequence"),  # [MS-TURN] §2.2.2
+    0x8054: _A("CANDIDATE-IDENTIFIER", "text"),  # [MS-ICE2] §2.2.2
+    0x8055: _A("MS-SERVICE-QUALITY", "hex"),  # [MS-TURN] §2.2.2
+    0x8056: _A("BANDWIDTH-ACM", "hex"),  # [MS-TURNBWM] §2.2: admission control message
+    0x8057: _A("BANDWIDTH-RESERVATION-ID", "hex"),  # [MS-TURNBWM] §2.2
+    0x8058: _A("BANDWIDTH-RESERVATION-AMOUNT", "hex"),  # [MS-TURNBWM] §2.2
+    0x8059: _A("REMOTE-SITE-ADDRESS", "hex"),  # [MS-TURNBWM] §2.2
+    0x805A: _A("REMOTE-RELAY-SITE-ADDRESS", "hex"),  # [MS-TURNBWM] §2.2
+    0x805B: _A("LOCAL-SITE-ADDRESS", "hex"),  # [MS-TURNBWM] §2.2
+    0x805C: _A("LOCAL-RELAY-SITE-ADDRESS", "hex"),  # [MS-TURNBWM] §2.2
+    0x805D: _A("REMOTE-SITE-ADDRESS-RESPONSE", "hex"),  # [MS-TURNBWM] §2.2
+    0x805E: _A("REMOTE-RELAY-SITE-ADDRESS-RESPONSE", "hex"),  # [MS-TURNBWM] §2.2
+    0x805F: _A("LOCAL-SITE-ADDRESS-RESPONSE", "hex"),  # [MS-TURNBWM] §2.2
+    0x8060: _A("LOCAL-RELAY-SITE-ADDRESS-RESPONSE", "hex"),  # [MS-TURNBWM] §2.2
+    0x8061: _A("SIP-DIALOG-ID", "text"),  # [MS-TURNBWM] §2.2
+    0x8062: _A("SIP-CALL-ID", "text"),  # [MS-TURNBWM] §2.2
+    0x8068: _A("LOCATION-PROFILE", "hex"),  # [MS-TURNBWM] §2.2
+    0x8070: _A("MS-IMPLEMENTATION-VERSION", "u32"),  # [MS-ICE2] §2.2.2
+    0x8090: _A("MS-ALT-MAPPED-ADDRESS", "address"),  # [MS-TURN] §2.2.2
+    0x8095: _A("MS-MULTIPLEXED-TURN-SESSION-ID", "hex"),  # [MS-TURN] §2.2.2: the 0xFF10 session id
     0xC000: _A("CISCO-STUN-FLOWDATA", "hex"),  # IANA (Cisco)
     0xC001: _A("ENF-FLOW-DESCRIPTION", "hex"),  # IANA (Cisco)
     0xC002: _A("ENF-NETWORK-STATUS", "hex"),  # IANA (Cisco)
@@ -138,6 +159,7 @@ ATTRIBUTES: dict[int, AttrSpec] = {
     0xC05C: _A("GOOG-DELTA", "hex"),  # IANA (Google)
     0xC05D: _A("GOOG-DELTA-ACK", "hex"),  # IANA (Google)
     0xC060: _A("GOOG-MESSAGE-INTEGRITY-32", "hex"),  # IANA (Google)
+    0xFF05: _A("GOOG-LOGGING-ID", "text"),  # libwebrtc (unregistered), name as in Wireshark
 }
 """Attribute code -> (RFC spelling, value kind)."""
 
