@@ -215,8 +215,7 @@ class Analyzer:
         info = tx.info
         if tx.ice:
             if info is not None:
-                last = max((t for t in tx.times if t <= ts), default=tx.first_ts)
-                self.ice.answered(info, msg, error, tx.client, round((ts - last) * 1000.0, 3),
+                self.ice.answered(info, msg, error, tx.client, (ts - tx.times[-1]) * 1000.0,
                                   ev.frame, ts)
         elif tx.method == BINDING:
             if error is None and tx.via is None:
@@ -334,7 +333,7 @@ class Analyzer:
                 self._unanswered_verdict(tx.client, tx.server, tx.method, tx.frames, tx.via,
                                          "capture-end", extra)
         transactions = sorted(
-            [*self.tx.listed, *open_results],
+            [*self.tx.finished(), *open_results],
             key=lambda t: t.request_frames[0] if t.request_frames else t.response_frame or 0,
         )
         allocations, turn_verdicts = self.turn.results(now)

@@ -39,6 +39,9 @@ MAX_PAIRS = 1_000
 MAX_FRAMES = 32
 """Evidence frames kept per pair."""
 
+_ROLE_ATTRS = {0x802A: "controlling", 0x8029: "controlled"}
+"""ICE-CONTROLLING / ICE-CONTROLLED (RFC 8445 §16.1)."""
+
 PairKey = tuple[Endpoint, Endpoint]
 TypeOf = Callable[[str, Endpoint, "IceSessionState"], str]
 
@@ -188,14 +191,22 @@ class IceTracker:
         pair.last_check_ts = ts
         return Check(session, pair, sender, use_candidate(msg), frame)
 
-    def _role(self, session: IceSessionState, sender: str, msg: StunMessage, frame: int) -> None:
-        role = ice_role(msg)
-        if role is None:
+    @staticmethod
+    def _role(session: IceSessionState, sender: str, msg: StunMessage, frame: int) -> None:
+        """Track the sender's role; the tie-breaker is decoded only when the role changes."""
+        for attr in msg.attributes:
+            if attr.type in _ROLE_ATTRS:
+                role = _ROLE_ATTRS[attr.type]
+                break
+        else:
             return
         agent = session.agents[sender]
-        if agent.role is not None and agent.role != role[0]:
-            agent.switches.append(frame)
-        agent.role, agent.tie_breaker = role
+        if agent.role != role:
+            if agent.role is not None:
+                agent.switches.append(frame)
+            decoded = ice_role(msg)
+            if decoded is not None:
+                agent.role, agent.tie_breaker = decoded
 
     def _consent_lost(self, session: IceSessionState, pair: PairState, frame: int,
                       ts: float) -> None:
@@ -223,11 +234,12 @@ class IceTracker:
         session.responses += 1
         if error is None:
             pair.successes += 1
-            pair.rtt_ms = rtt_ms
+            pair.rtt_ms = round(rtt_ms, 3) if rtt_ms is not None else None
             pair.last_success_ts = ts
-            mapped = xor_mapped(msg)
-            if mapped is not None and mapped != src:
-                session.prflx.add(mapped)
+            if pair.successes == 1:
+                mapped = xor_mapped(msg)
+                if mapped is not None and mapped != src:
+                    session.prflx.add(mapped)
             if check.use_candidate and session.agents[check.sender].role != "controlled":
                 pair.nominated = True
                 session.selected = pair

@@ -41,7 +41,7 @@ class RttSamples:
     def summary(self) -> RttSummary:
         """Nearest-rank p50 and p95 and the exact maximum."""
         if not self.samples:
-            return RttSummary(self.count, None, None, self.max)
+            return RttSummary(self.count, None, None, None)
         ordered = sorted(self.samples)
         return RttSummary(
             self.count, _rank(ordered, 0.50), _rank(ordered, 0.95), round(self.max or 0.0, 3)

@@ -94,7 +94,7 @@ class TransactionTracker:
     """Matches requests and answers by transaction id; the packet timestamp is the only clock."""
 
     __slots__ = (
-        "pending", "_queue", "next_expiry", "_recent", "listed", "servers", "evicted_pending",
+        "pending", "_queue", "next_expiry", "_recent", "listed", "_built", "servers", "evicted_pending",
         "unlisted", "evicted_servers", "duplicate_answers", "late_retransmissions",
     )
 
@@ -103,7 +103,8 @@ class TransactionTracker:
         self._queue: deque[Pending] = deque()
         self.next_expiry = float("inf")
         self._recent: dict[bytes, int] = {}
-        self.listed: list[Transaction] = []
+        self.listed: list[Transaction | tuple[Any, ...]] = []
+        self._built: list[Transaction] = []
         self.servers: dict[Endpoint, ServerCounters] = {}
         self.evicted_pending = 0
         self.unlisted = 0
@@ -215,14 +216,11 @@ class TransactionTracker:
             else:
                 counters.timeouts += 1
             if response_ts is not None:
-                last = max((t for t in tx.times if t <= response_ts), default=tx.first_ts)
-                counters.rtt.add(round((response_ts - last) * 1000.0, 3))
+                counters.rtt.add((response_ts - tx.times[-1]) * 1000.0)
         if len(self.listed) >= MAX_LISTED:
             self.unlisted += 1
         else:
-            self.listed.append(
-                self.result(tx, outcome, response_frame, response_ts, error, ended_by, found)
-            )
+            self.listed.append((tx, outcome, response_frame, response_ts, error, ended_by, found))
         return found
 
     def result(
@@ -234,8 +232,7 @@ class TransactionTracker:
         rtt_ms = rtt_last_ms = None
         if response_ts is not None:
             rtt_ms = round((response_ts - tx.first_ts) * 1000.0, 3)
-            last = max((t for t in tx.times if t <= response_ts), default=tx.first_ts)
-            rtt_last_ms = round((response_ts - last) * 1000.0, 3)
+            rtt_last_ms = round((response_ts - tx.times[-1]) * 1000.0, 3)
         return Transaction(
             tx.txid.hex(), method_name(tx.method), str(tx.client), str(tx.server), tx.transport,
             str(tx.via) if tx.via is not None else None, tuple(tx.frames), response_frame,
@@ -261,6 +258,14 @@ class TransactionTracker:
                 None, (), False,
             )
         )
+
+    def finished(self) -> list[Transaction]:
+        """The listed finished transactions, built on first demand (results are immutable, so a
+        snapshot only builds what finished since the previous one)."""
+        built = self._built
+        for item in self.listed[len(built):]:
+            built.append(item if isinstance(item, Transaction) else self.result(*item))
+        return built
 
     def open_transactions(self) -> list[Pending]:
         """The transactions still waiting for an answer, oldest first."""

@@ -56,7 +56,9 @@ METHODS = frozenset({ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_B
                      CONNECTION_BIND, CONNECTION_ATTEMPT})
 """The TURN methods (RFC 8656 §18, RFC 6062 §6.1)."""
 
-MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256, CONNECTION_ID = 0x0008, 0x001C, 0x002A
+CONNECTION_ID = 0x002A
+_INTEGRITY = (0x0008, 0x001C)
+"""MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256."""
 
 DEFAULT_LIFETIME_S = 600
 """RFC 8656 §3.2: the default allocation lifetime when the response carries no LIFETIME."""
@@ -113,7 +115,7 @@ class AllocationState:
         "key", "first_frame", "state", "relayed", "mapped", "lifetime_s", "expires", "refreshes",
         "username", "realm", "challenges", "auth_failures", "stale_nonces", "dealloc_frame",
         "permissions", "channels", "old_channels", "peers", "connections", "seen_start",
-        "expiry_reported", "last_frame",
+        "expiry_reported", "last_frame", "asked",
     )
 
     def __init__(self, key: Key, frame: int, seen_start: bool) -> None:
@@ -139,6 +141,7 @@ class AllocationState:
         self.seen_start = seen_start
         self.expiry_reported = False
         self.last_frame = frame
+        self.asked: set[str] = set()
 
     def ended(self, now: float) -> bool:
         """Deallocated, failed, or past its lifetime at ``now``."""
@@ -155,8 +158,8 @@ class AllocationState:
 class TurnRequest:
     """What a TURN request asked for, kept on its transaction until the answer."""
 
-    __slots__ = ("alloc", "method", "peers", "channel", "credentialed", "lifetime", "conn_id",
-                 "frame", "ts")
+    __slots__ = ("alloc", "method", "peers", "channel", "msg", "lifetime", "conn_id", "frame",
+                 "ts")
 
     def __init__(self, alloc: AllocationState, method: int, msg: StunMessage, frame: int,
                  ts: float) -> None:
@@ -164,13 +167,17 @@ class TurnRequest:
         self.method = method
         self.frame = frame
         self.ts = ts
-        self.credentialed = any(
-            a.type in (MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256) for a in msg.attributes
-        )
+        self.msg = msg
         self.peers = xor_peers(msg) if method in (CREATE_PERMISSION, CHANNEL_BIND, CONNECT) else []
         self.channel = channel_number(msg) if method == CHANNEL_BIND else None
         self.lifetime = lifetime(msg) if method == REFRESH else None
         self.conn_id = _connection_id(msg) if method == CONNECTION_BIND else None
+
+
+    @property
+    def credentialed(self) -> bool:
+        """Whether the request carried MESSAGE-INTEGRITY(-SHA256) (RFC 8489 §9.2.3)."""
+        return any(a.type in _INTEGRITY for a in self.msg.attributes)
 
 
 def _connection_id(msg: StunMessage) -> int | None:
@@ -282,13 +289,15 @@ class TurnTracker:
                 self._close(alloc)
             alloc = self._open(key, frame, method == ALLOCATE)
         req = TurnRequest(alloc, method, msg, frame, ts)
-        if alloc.username is None:
+        if alloc.realm is None:
             alloc.username = username(msg)
             alloc.realm = realm(msg)
         if alloc.seen_start and alloc.state == "active" and alloc.expires is not None and ts > alloc.expires:
             self._expired_use(alloc, frame, f"a {method_name(method)} request")
         if method == CHANNEL_BIND and req.channel is not None and req.peers:
             self._check_rebind(alloc, req.channel, req.peers[0], frame, ts)
+        if method in (CREATE_PERMISSION, CHANNEL_BIND):
+            alloc.asked.update(peer.ip for peer in req.peers)
         return req
 
     def _close(self, alloc: AllocationState) -> None:
@@ -337,6 +346,8 @@ class TurnTracker:
         """Apply a success or error response to the allocation."""
         alloc = req.alloc
         alloc.last_frame = frame
+        if req.peers and alloc.asked:
+            alloc.asked.difference_update(peer.ip for peer in req.peers)
         if error is None:
             self._success(req, alloc, msg, frame, ts)
         else:
@@ -528,6 +539,8 @@ class TurnTracker:
                 self._expired_use(alloc, frame, "data")
             return
         perm = alloc.permissions.get(peer.ip)
+        if perm is None and peer.ip in alloc.asked:
+            return  # sent while the CreatePermission/ChannelBind is in flight: a race, not a bug
         if perm is None or ts > perm.expires:
             self.log.add(
                 "turn-data-without-permission", "warning", f"{alloc.subject()} peer {peer.ip}",
