@@ -29,6 +29,7 @@ Syntax errors raise :class:`ExpressionError` (a ``UsageError``, exit 2) naming t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -219,19 +220,18 @@ class _Parser:
         return node
 
     def or_expr(self) -> Expr:
-        node = self.and_expr()
-        while self.at("or"):
-            self.advance()
-            right = self.and_expr()
-            node = Logical(node.start, right.end, "or", node, right)
-        return node
+        return self.logical("or", self.and_expr)
 
     def and_expr(self) -> Expr:
-        node = self.not_expr()
-        while self.at("and"):
+        return self.logical("and", self.not_expr)
+
+    def logical(self, op: str, operand: Callable[[], Expr]) -> Expr:
+        """``operand (op operand)*``, left-associative."""
+        node = operand()
+        while self.at(op):
             self.advance()
-            right = self.not_expr()
-            node = Logical(node.start, right.end, "and", node, right)
+            right = operand()
+            node = Logical(node.start, right.end, op, node, right)
         return node
 
     def not_expr(self) -> Expr:
