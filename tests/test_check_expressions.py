@@ -192,6 +192,29 @@ def test_syntax_and_name_errors_give_the_column(expression: str, column: int, re
     assert f"column {column}:" in str(info.value)
 
 
+@pytest.mark.parametrize("expression", [
+    "(" * 100 + "true" + ")" * 100,
+    "not " * 100 + "true",
+    "count(" * 60 + "ice" + ")" * 60,
+    " and ".join(["ice.connected"] * 300),
+])
+def test_deep_or_long_expressions_are_refused_not_crashed(expression: str) -> None:
+    with pytest.raises(ExpressionError, match="nested more than 40|too long"):
+        compile_expression(expression)
+
+
+def test_errors_in_long_expressions_quote_the_part_around_the_column() -> None:
+    source = " and ".join(["ice.connected"] * 20) + " and ice.conected"
+    with pytest.raises(ExpressionError) as info:
+        compile_expression(source)
+    assert str(info.value).endswith("in: …ice.connected and ice.connected and ice.conected")
+
+
+def test_long_but_allowed_expression_evaluates() -> None:
+    assert holds(" and ".join(["ice.connected"] * 90))
+    assert holds("(" * 40 + "true" + ")" * 40)
+
+
 def test_where_names_fall_back_to_the_top_level() -> None:
     assert holds('any ice where connected and count(verdicts) == 2')
 

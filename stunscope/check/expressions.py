@@ -55,16 +55,27 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+MAX_TOKENS = 400  # keeps the tree shallow enough to walk recursively
+MAX_NESTING = 40  # parentheses, calls and `not` inside one another
 
 
 class ExpressionError(UsageError):
     """A rule expression that does not parse or names something unknown (exit 2)."""
 
     def __init__(self, message: str, column: int, source: str) -> None:
-        super().__init__(f"column {column}: {message} in: {source}")
+        super().__init__(f"column {column}: {message} in: {_excerpt(source, column)}")
         self.column = column
         self.reason = message
         self.source = source
+
+
+def _excerpt(source: str, column: int, width: int = 40) -> str:
+    """``source``, or for a long one the part around ``column`` with ``…`` where it was cut."""
+    if len(source) <= 2 * width + 20:
+        return source
+    start = max(0, column - 1 - width)
+    end = min(len(source), column - 1 + width)
+    return ("…" if start else "") + source[start:end] + ("…" if end < len(source) else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +199,18 @@ class _Parser:
         self.source = source
         self.tokens = tokenize(source)
         self.index = 0
+        self.depth = 0
+        if len(self.tokens) > MAX_TOKENS:
+            raise ExpressionError(f"expression too long ({len(self.tokens) - 1} tokens, at most "
+                                  f"{MAX_TOKENS - 1}); split it into several rules",
+                                  self.tokens[MAX_TOKENS - 1].pos + 1, source)
+
+    def enter(self) -> None:
+        """Count one more level of nesting; refuse expressions nested too deep."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExpressionError(f"nested more than {MAX_NESTING} levels deep",
+                                  self.token.pos + 1, self.source)
 
     @property
     def token(self) -> Token:
@@ -237,7 +260,9 @@ class _Parser:
     def not_expr(self) -> Expr:
         if self.at("not"):
             start = self.advance().pos
+            self.enter()
             operand = self.not_expr()
+            self.depth -= 1
             return Not(start, operand.end, operand)
         return self.quantified()
 
@@ -285,8 +310,10 @@ class _Parser:
             return self.list_literal()
         if self.at("("):
             self.advance()
+            self.enter()
             node = self.or_expr()
             self.expect(")")
+            self.depth -= 1
             return node
         if token.kind == "name" and token.text not in KEYWORDS:
             if self.tokens[self.index + 1].text == "(" and self.tokens[self.index + 1].kind == "symbol":
@@ -343,8 +370,10 @@ class _Parser:
                 self.source,
             )
         self.expect("(")
+        self.enter()
         argument = self.or_expr()
         end = self.expect(")").pos + 1
+        self.depth -= 1
         return Call(token.pos, end, name, argument)
 
 
