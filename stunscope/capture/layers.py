@@ -21,6 +21,7 @@ import struct
 from typing import NamedTuple
 
 from stunscope.capture.fragments import FragmentTable
+from stunscope.capture.records import new
 
 UDP = 17
 TCP = 6
@@ -76,6 +77,14 @@ _NULL_IPV6 = (10, 24, 28, 30)  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, mac
 _IPV6_EXTENSIONS = (0, 43, 60, 51, 135, 139, 140)  # RFC 8200 §4.1 (+ AH, mobility, HIP, shim6)
 _IPV6_FRAGMENT = 44
 
+_IPV4_UDP = "BxH2xHxB2x4s4sHHH"  # IPv4 version/IHL, total length, flags+offset, protocol, addresses; UDP
+_FAST_UDP4 = {
+    1: (struct.Struct("!12xH" + _IPV4_UDP).unpack_from, 14, (_ETH_IPV4,)),
+    113: (struct.Struct("!14xH" + _IPV4_UDP).unpack_from, 16, (_ETH_IPV4,)),
+    0: (struct.Struct("!I" + _IPV4_UDP).unpack_from, 4, (2, 0x02000000)),
+    108: (struct.Struct("!I" + _IPV4_UDP).unpack_from, 4, (2, 0x02000000)),
+}
+"""Link type -> (unpack of link tag + IPv4 + UDP headers, IP offset, tags meaning IPv4)."""
 _UDP_HEAD = struct.Struct("!HHH").unpack_from
 _TCP_HEAD = struct.Struct("!HHIIH").unpack_from
 _PORTS = struct.Struct("!HH").unpack_from
@@ -123,6 +132,14 @@ def decode_frame(
     IP fragments are reassembled in ``fragments`` (``ts`` is their clock); without a table, or
     while a datagram is incomplete, the result is ``"fragment"``.
     """
+    fast = _FAST_UDP4.get(linktype)
+    if fast is not None:  # the common case in one unpack: unfragmented IPv4 without options + UDP
+        unpack, ip, tags = fast
+        if len(data) >= ip + 28:
+            tag, vihl, total, frag, proto, src, dst, sport, dport, length = unpack(data)
+            if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF:
+                if 8 <= length <= total - 20 and ip + total <= len(data):
+                    return new(Transport, (UDP, src, dst, sport, dport, data[ip + 28 : ip + 20 + length], 0, 0))
     if linktype == 1:
         if len(data) < 14:
             return MALFORMED
@@ -247,7 +264,7 @@ def _transport(proto: int, src: bytes, dst: bytes, data: bytes, off: int, end: i
         sport, dport, length = _UDP_HEAD(data, off)
         if 8 <= length <= end - off:
             end = off + length  # drops link-layer padding; a longer length means snap-cut
-        return Transport(UDP, src, dst, sport, dport, data[off + 8 : end], 0, 0)
+        return new(Transport, (UDP, src, dst, sport, dport, data[off + 8 : end], 0, 0))
     if proto == TCP:
         if end - off < 20:
             return MALFORMED

@@ -14,13 +14,13 @@ Everything streams: one record in, its events out, with bounded fragment and TCP
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
 from stunscope.capture.fragments import FragmentTable
 from stunscope.capture.layers import UDP, IcmpQuote, Transport, decode_frame
-from stunscope.capture.records import Record, read_records
+from stunscope.capture.records import Record, new, read_records
 from stunscope.capture.stats import CaptureStats
 from stunscope.capture.tcp import TcpReassembler
 from stunscope.wire.attributes import data as data_attribute
@@ -53,7 +53,8 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
     kinds = stats.kinds
     fragments = FragmentTable(stats)
     tcp = TcpReassembler(stats)
-    endpoint = _EndpointCache()
+    endpoint = _endpoint_cache()
+    payload_events = _PayloadDecoder(stats).events
     for frame, ts, linktype, data, orig_len in records:
         stats.frames += 1
         stats.bytes += orig_len
@@ -62,40 +63,32 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
         unwrapped = decode_frame(linktype, data, ts, fragments)
         cls = unwrapped.__class__
         if cls is Transport:
-            src_ip, dst_ip, sport, dport, payload = unwrapped[1:6]
-            if unwrapped.proto == UDP:
+            proto, src_ip, dst_ip, sport, dport, payload, seq, flags = unwrapped
+            if proto == UDP:
                 kind = classify(payload)
                 kinds[kind] += 1
-                if kind not in _MESSAGE_KINDS:
-                    continue
-                src = endpoint(src_ip, sport)
-                dst = endpoint(dst_ip, dport)
-                events = _message_events(frame, ts, src, dst, "udp", kind, payload, 0)
-            else:
-                key = (src_ip, sport, dst_ip, dport)
-                messages = tcp.segment(key, unwrapped.seq, unwrapped.flags, payload)
-                if messages is None:
-                    if payload:
-                        kinds["tcp-other"] += 1
-                    continue
-                if not messages:
-                    continue
-                src = endpoint(src_ip, sport)
-                dst = endpoint(dst_ip, dport)
-                events = []
-                for message in messages:
-                    kind = classify(message)
-                    kinds[kind] += 1
-                    if kind in _MESSAGE_KINDS:
-                        events += _message_events(frame, ts, src, dst, "tcp", kind, message, len(events))
-                if _binds_connection(events):
-                    tcp.passthrough(key)
-            for event in events:
-                if event.__class__ is MessageEvent:
-                    stats.messages += 1
-                else:
-                    stats.undecodable += 1
-                yield event
+                if kind in _MESSAGE_KINDS:
+                    yield from payload_events(frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", kind, payload, 0)
+                continue
+            key = (src_ip, sport, dst_ip, dport)
+            messages = tcp.segment(key, seq, flags, payload)
+            if messages is None:
+                if payload:
+                    kinds["tcp-other"] += 1
+                continue
+            if not messages:
+                continue
+            src = endpoint(src_ip, sport)
+            dst = endpoint(dst_ip, dport)
+            events: list[Event] = []
+            for message in messages:
+                kind = classify(message)
+                kinds[kind] += 1
+                if kind in _MESSAGE_KINDS:
+                    events += payload_events(frame, ts, src, dst, "tcp", kind, message, len(events))
+            if _binds_connection(events):
+                tcp.passthrough(key)
+            yield from events
         elif cls is IcmpQuote:
             stats.unreachable += 1
             kinds["icmp-error"] += 1
@@ -112,61 +105,70 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
             kinds[unwrapped] += 1
 
 
-def _message_events(
-    frame: int, ts: float, src: Endpoint, dst: Endpoint, transport: str, kind: str, payload: bytes, index: int
-) -> list[Event]:
-    """The events of one classified payload: the message, then any STUN it tunnels."""
-    if kind == "ms-turn-mux":
-        wrapper = decode_ms_turn_mux(payload)
-        if wrapper.__class__ is DecodeFailure:
-            return [Undecodable(frame, ts, src, dst, transport, wrapper)]
-        payload = wrapper.data
-        kind = classify(payload)
-        if kind not in _MESSAGE_KINDS or kind == "ms-turn-mux":
-            return []
-    if kind == "channeldata":
-        message = decode_channeldata(payload, transport == "tcp")
+class _PayloadDecoder:
+    """Decodes one classified payload into its events and counts them in the stats."""
+
+    __slots__ = ("_stats",)
+
+    def __init__(self, stats: CaptureStats) -> None:
+        self._stats = stats
+
+    def events(
+        self, frame: int, ts: float, src: Endpoint, dst: Endpoint, transport: str, kind: str, payload: bytes, index: int
+    ) -> list[Event]:
+        """The events of one payload: the message (or why it is undecodable), then any STUN it
+        tunnels (RFC 8656 §11-§12), then nothing else."""
+        if kind == "ms-turn-mux":
+            wrapper = decode_ms_turn_mux(payload)
+            if wrapper.__class__ is DecodeFailure:
+                return self._undecodable(frame, ts, src, dst, transport, wrapper)
+            payload = wrapper.data
+            kind = classify(payload)
+            if kind not in _MESSAGE_KINDS or kind == "ms-turn-mux":
+                return []
+        if kind == "channeldata":
+            message = decode_channeldata(payload, transport == "tcp")
+            if message.__class__ is DecodeFailure:
+                return self._undecodable(frame, ts, src, dst, transport, message)
+            event = new(MessageEvent, (frame, ts, src, dst, transport, kind, message, None, None, message.channel, index))
+            inner = message.data
+            if inner[:1] < b"\x40" and classify(inner) in _STUN_KINDS:  # STUN's first byte is 0-0x3F
+                return self._tunnelled(event, inner, "channeldata", None, message.channel)
+            self._stats.messages += 1
+            return [event]
+        message = decode_message(payload)
         if message.__class__ is DecodeFailure:
-            return [Undecodable(frame, ts, src, dst, transport, message)]
-        events: list[Event] = [
-            MessageEvent(frame, ts, src, dst, transport, kind, message, None, None, message.channel, index)
-        ]
-        inner = message.data
-        if classify(inner) in _STUN_KINDS:
-            _tunnelled(events, inner, "channeldata", None, message.channel)
-        return events
-    message = decode_message(payload)
-    if message.__class__ is DecodeFailure:
-        return [Undecodable(frame, ts, src, dst, transport, message)]
-    events = [
-        MessageEvent(frame, ts, src, dst, transport, "stun" if message.magic else "classic-stun", message, None, None, None, index)
-    ]
-    tunnel = _TUNNELS.get(message.method)
-    if tunnel is not None and message.cls is MessageClass.INDICATION:
-        inner = data_attribute(message)
-        if inner is not None and classify(inner) in _STUN_KINDS:
-            peers = xor_peers(message)
-            _tunnelled(events, inner, tunnel, peers[0] if peers else None, None)
-    return events
+            return self._undecodable(frame, ts, src, dst, transport, message)
+        kind = "stun" if message.magic else "classic-stun"
+        event = new(MessageEvent, (frame, ts, src, dst, transport, kind, message, None, None, None, index))
+        tunnel = _TUNNELS.get(message.method)
+        if tunnel is not None and message.cls is MessageClass.INDICATION:
+            inner = data_attribute(message)
+            if inner is not None and classify(inner) in _STUN_KINDS:
+                peers = xor_peers(message)
+                return self._tunnelled(event, inner, tunnel, peers[0] if peers else None, None)
+        self._stats.messages += 1
+        return [event]
 
+    def _undecodable(
+        self, frame: int, ts: float, src: Endpoint, dst: Endpoint, transport: str, failure: DecodeFailure
+    ) -> list[Event]:
+        self._stats.undecodable += 1
+        return [Undecodable(frame, ts, src, dst, transport, failure)]
 
-def _tunnelled(events: list[Event], inner: bytes, tunnel: str, peer: Endpoint | None, channel: int | None) -> None:
-    """Append the STUN message tunnelled in ``inner`` as an event after its carrier (the last
-    event), numbered next in the frame. A tunnelled payload that fails to decode is not an event:
-    application data may look like STUN by chance."""
-    message = decode_message(inner)
-    if message.__class__ is StunMessage:
-        carrier = events[-1]
-        events.append(
-            carrier._replace(
-                kind="stun" if message.magic else "classic-stun",
-                message=message,
-                tunnel=tunnel,
-                peer=peer,
-                channel=channel,
-                index=carrier.index + 1,
-            )
-        )
+    def _tunnelled(
+        self, carrier: MessageEvent, inner: bytes, tunnel: str, peer: Endpoint | None, channel: int | None
+    ) -> list[Event]:
+        """The carrier, then the STUN message tunnelled in ``inner``, numbered next in the frame.
+        A tunnelled payload that fails to decode is not an event: application data may look like
+        STUN by chance."""
+        message = decode_message(inner)
+        if message.__class__ is not StunMessage:
+            self._stats.messages += 1
+            return [carrier]
+        self._stats.messages += 2
+        kind = "stun" if message.magic else "classic-stun"
+        return [carrier, carrier._replace(kind=kind, message=message, tunnel=tunnel, peer=peer, channel=channel, index=carrier.index + 1)]
 
 
 def _binds_connection(events: list[Event]) -> bool:
@@ -179,21 +181,20 @@ def _binds_connection(events: list[Event]) -> bool:
     return False
 
 
-class _EndpointCache:
-    """Shared :class:`Endpoint` objects per (raw address, port), so a busy flow costs one dict
-    lookup per packet instead of an address formatting; cleared when it grows past its bound."""
+def _endpoint_cache() -> Callable[[bytes, int], Endpoint]:
+    """A function giving shared :class:`Endpoint` objects per (raw address, port), so a busy flow
+    costs one dict lookup per packet instead of an address formatting; the cache is cleared when
+    it grows past its bound."""
+    cache: dict[tuple[bytes, int], Endpoint] = {}
+    get = cache.get
 
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[bytes, int], Endpoint] = {}
-
-    def __call__(self, ip: bytes, port: int) -> Endpoint:
-        key = (ip, port)
-        found = self._cache.get(key)
+    def endpoint(ip: bytes, port: int) -> Endpoint:
+        found = get((ip, port))
         if found is None:
-            if len(self._cache) >= _ENDPOINT_CACHE_MAX:
-                self._cache.clear()
+            if len(cache) >= _ENDPOINT_CACHE_MAX:
+                cache.clear()
             family = socket.AF_INET if len(ip) == 4 else socket.AF_INET6
-            found = self._cache[key] = Endpoint(socket.inet_ntop(family, ip), port)
+            found = cache[ip, port] = Endpoint(socket.inet_ntop(family, ip), port)
         return found
+
+    return endpoint
