@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stunscope.check.evaluation import format_value, frames_of
+from stunscope.check.outcome import frame_list
 from stunscope.check.rules import Rule, RuleResult
 
 RTT_TOLERANCE_MS = 50.0
@@ -31,10 +32,12 @@ RTT_TOLERANCE_RATIO = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One line of the story: a value and the frames it comes from."""
+    """One line of the story: a value and the frames it comes from. For a set of values
+    (verdict codes, outcomes), ``element_frames`` gives the frames behind each element."""
 
     value: Any
     frames: tuple[int, ...] = ()
+    element_frames: dict[str, tuple[int, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,35 +52,64 @@ class Difference:
         """The entry in ``diff --format json``."""
         return {"key": self.key, "baseline": _fact_json(self.baseline), "new": _fact_json(self.new)}
 
+    @property
+    def new_frames(self) -> tuple[int, ...]:
+        """The frames of the new analysis that show this difference."""
+        if self.new is None:
+            return ()
+        old = self.baseline.value if self.baseline is not None else []
+        if self.new.element_frames is not None and isinstance(old, list):
+            added = [v for v in self.new.value if v not in old]
+            return tuple(sorted({f for v in added for f in self.new.element_frames.get(v, ())}))
+        return self.new.frames
+
     def describe(self) -> str:
-        """One line for people: ``key: old -> new`` (added/removed items of sets shown as +/-)."""
+        """One line for people: ``key: old -> new``; added and removed elements of a set as
+        ``+x`` / ``-y``, each with the frames behind it."""
         old = None if self.baseline is None else self.baseline.value
         new = None if self.new is None else self.new.value
         if isinstance(old, list) and isinstance(new, list):
-            parts = [f"+{format_value(v)}" for v in new if v not in old]
-            parts += [f"-{format_value(v)}" for v in old if v not in new]
-            text = f"{self.key}: {' '.join(parts)}"
-        else:
-            text = f"{self.key}: {_shown(old)} -> {_shown(new)}"
+            parts = [_element("+", v, self.new, "new") for v in new if v not in old]
+            parts += [_element("-", v, self.baseline, "baseline") for v in old if v not in new]
+            return f"{self.key}: {' '.join(parts)}"
         frames = []
         if self.baseline is not None and self.baseline.frames:
-            frames.append(f"baseline frames {_frame_list(self.baseline.frames)}")
+            frames.append(f"baseline frames {frame_list(self.baseline.frames, 10)}")
         if self.new is not None and self.new.frames:
-            frames.append(f"new frames {_frame_list(self.new.frames)}")
+            frames.append(f"new frames {frame_list(self.new.frames, 10)}")
+        text = f"{self.key}: {_shown(old)} -> {_shown(new)}"
         return text + (f"  ({'; '.join(frames)})" if frames else "")
 
 
+def _element(sign: str, value: Any, fact: Fact | None, side: str) -> str:
+    frames = (fact.element_frames or {}).get(value, ()) if fact is not None else ()
+    suffix = f" ({side} frames {frame_list(frames, 5)})" if frames else ""
+    return f"{sign}{format_value(value)}{suffix}"
+
+
 def _fact_json(fact: Fact | None) -> dict[str, Any] | None:
-    return None if fact is None else {"value": fact.value, "frames": list(fact.frames)}
+    if fact is None:
+        return None
+    document = {"value": fact.value, "frames": list(fact.frames)}
+    if fact.element_frames is not None:
+        document["element_frames"] = {k: list(v) for k, v in fact.element_frames.items()}
+    return document
 
 
 def _shown(value: Any) -> str:
-    return "absent" if value is None else format_value(value)
+    if value is None:
+        return "absent"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
+    return format_value(value)
 
 
-def _frame_list(frames: tuple[int, ...], most: int = 10) -> str:
-    shown = ", ".join(str(f) for f in frames[:most])
-    return shown + (f", … {len(frames) - most} more" if len(frames) > most else "")
+def _set_fact(elements: list[tuple[str, dict[str, Any]]]) -> Fact:
+    """A set of strings, each with the frames of the objects that gave it."""
+    frames: dict[str, set[int]] = {}
+    for element, obj in elements:
+        frames.setdefault(element, set()).update(frames_of([obj]))
+    return Fact(sorted(frames), (), {k: tuple(sorted(v)) for k, v in frames.items()})
 
 
 def _objects(analysis: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -110,13 +142,12 @@ def story(analysis: dict[str, Any]) -> dict[str, Fact]:
     """The facts of an analysis JSON object that a baseline comparison looks at, by key."""
     facts: dict[str, Fact] = {}
     verdicts = _objects(analysis, "verdicts")
-    facts["verdicts"] = Fact(sorted({f"{v.get('code')} ({v.get('severity')})" for v in verdicts}),
-                             tuple(frames_of(verdicts)))
+    facts["verdicts"] = _set_fact([(f"{v.get('code')} ({v.get('severity')})", v) for v in verdicts])
     by_method: dict[str, list[dict[str, Any]]] = {}
     for transaction in _objects(analysis, "transactions"):
         by_method.setdefault(str(transaction.get("method")), []).append(transaction)
     for method, transactions in sorted(by_method.items()):
-        facts[f"transactions.{method}"] = Fact(sorted({_outcome(t) for t in transactions}))
+        facts[f"transactions.{method}"] = _set_fact([(_outcome(t), t) for t in transactions])
         rtts = [t["rtt_ms"] for t in transactions if isinstance(t.get("rtt_ms"), (int, float))]
         if rtts:
             facts[f"rtt.{method}"] = Fact(round(_median(rtts), 3))
@@ -134,7 +165,7 @@ def story(analysis: dict[str, Any]) -> dict[str, Fact]:
         facts[f"{prefix}.role_conflict"] = Fact(bool(session.get("role_conflicts")))
         succeeded = [p for p in session.get("pairs") or [] if isinstance(p, dict)
                      and p.get("state") == "succeeded"]
-        facts[f"{prefix}.succeeded_pairs"] = Fact(sorted({_pair_types(p) or "" for p in succeeded}))
+        facts[f"{prefix}.succeeded_pairs"] = _set_fact([(_pair_types(p) or "", p) for p in succeeded])
     allocations = _objects(analysis, "allocations")
     facts["allocations"] = Fact(len(allocations))
     for number, allocation in enumerate(allocations, 1):
@@ -160,20 +191,51 @@ def compare(baseline: dict[str, Any], new: dict[str, Any],
     """The differences between two analysis JSON objects' stories, in key order.
 
     A median RTT counts as changed when it moves by more than ``rtt_tolerance_ms`` plus half
-    the baseline's value.
+    the baseline's value (a method present on one side only shows in ``transactions.METHOD``).
+    A session or allocation present on one side only is one difference with all its facts.
     """
     old_story, new_story = story(baseline), story(new)
     differences = []
     for key in sorted(set(old_story) | set(new_story), key=_key_order):
         old, fresh = old_story.get(key), new_story.get(key)
-        if old is not None and fresh is not None:
-            if key.startswith("rtt."):
-                if not _rtt_changed(old.value, fresh.value, rtt_tolerance_ms):
-                    continue
-            elif old.value == fresh.value:
+        if key.startswith("rtt."):
+            if old is None or fresh is None or not _rtt_changed(old.value, fresh.value, rtt_tolerance_ms):
                 continue
+        elif old is not None and fresh is not None and old.value == fresh.value:
+            continue
         differences.append(Difference(key, old, fresh))
-    return differences
+    return _merge_one_sided(differences)
+
+
+def _merge_one_sided(differences: list[Difference]) -> list[Difference]:
+    """Fold ``ice[2].state``, ``ice[2].role`` ... into one ``ice[2]`` when one side lacks it."""
+    merged: list[Difference] = []
+    groups: dict[str, list[Difference]] = {}
+    for difference in differences:
+        head, _, field = difference.key.partition(".")
+        if "[" in head and field and (difference.baseline is None or difference.new is None):
+            if head not in groups:
+                groups[head] = []
+                merged.append(Difference(head, None, None))
+            groups[head].append(difference)
+        else:
+            merged.append(difference)
+    out = []
+    for difference in merged:
+        parts = groups.get(difference.key) if difference.baseline is None and difference.new is None else None
+        if parts is None:
+            out.append(difference)
+            continue
+        out.append(Difference(difference.key, _combined(parts, "baseline"), _combined(parts, "new")))
+    return out
+
+
+def _combined(parts: list[Difference], side: str) -> Fact | None:
+    facts = {d.key.partition(".")[2]: getattr(d, side) for d in parts}
+    if any(f is None for f in facts.values()):
+        return None
+    frames = sorted({f for fact in facts.values() for f in fact.frames})
+    return Fact({name: fact.value for name, fact in facts.items()}, tuple(frames))
 
 
 def _key_order(key: str) -> tuple[int, str]:
@@ -190,5 +252,5 @@ def baseline_result(differences: list[Difference], baseline: str) -> RuleResult:
                 description="verdicts, ICE outcome, allocations and transaction outcomes unchanged")
     if not differences:
         return RuleResult(rule, "pass")
-    frames = sorted({f for d in differences if d.new is not None for f in d.new.frames})
+    frames = sorted({f for d in differences for f in d.new_frames})
     return RuleResult(rule, "fail", [d.describe() for d in differences], frames)
