@@ -110,7 +110,9 @@ def add_analysis_input(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``check`` command."""
     parser = subparsers.add_parser(
-        "check", help="assert rules on a capture (CI)", description=__doc__.split("\n\n")[0],
+        "check", help="assert rules on a capture (CI)",
+        description="Assert rules on a capture or a saved analysis: a summary for people,\n"
+                    "JUnit for the CI, an exit code for the pipeline.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_capture(parser, help_text="capture (pcap/pcapng, optionally gzip) or the JSON "
                                           "of `stunscope analyze --format json`")

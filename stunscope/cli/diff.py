@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``diff`` command."""
     parser = subparsers.add_parser(
         "diff", help="compare an analysis with an accepted baseline",
-        description=__doc__.split("\n\n")[0], epilog=EPILOG,
+        description="Compare the story of an analysis with an accepted baseline, ignoring what\n"
+                    "changes from run to run.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("baseline", metavar="BASELINE", type=Path,
                         help="accepted analysis JSON or capture")
