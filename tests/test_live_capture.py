@@ -161,8 +161,8 @@ def stunscope(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def messages(path: Path) -> list[dict]:
-    out = stunscope("messages", str(path), "--format", "jsonl")
+def messages(path: Path, *args: str) -> list[dict]:
+    out = stunscope("messages", str(path), "--format", "jsonl", *args)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
 
@@ -191,11 +191,23 @@ def txids(path: Path) -> list[int]:
     return [int(m["txid"], 16) for m in messages(path)]
 
 
+def analysis(path: Path) -> dict:
+    out = stunscope("analyze", str(path), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def verdict_keys(verdicts: list[dict]) -> set[tuple[str, str, str]]:
+    return {(v["code"], v["severity"], v["message"]) for v in verdicts}
+
+
 @pytest.mark.skipif(shutil.which("dumpcap") is None, reason="dumpcap is not installed")
-def test_live_and_dumpcap_see_the_same_messages(turn: TurnServer, tmp_path: Path) -> None:
+def test_live_and_dumpcap_see_the_same_messages_and_verdicts(turn: TurnServer,
+                                                             tmp_path: Path) -> None:
     ours, theirs = tmp_path / "stunscope.pcapng", tmp_path / "dumpcap.pcapng"
     live = start_live("-i", "lo", "-f", f"({DEFAULT_FILTER}) and ({turn.bpf})", "-w", str(ours),
-                      "--format", "jsonl")
+                      "--format", "jsonl", "--credential", f"{USER}:{PASSWORD}",
+                      "--expect", "ice.connected", "--expect", "allocations.count >= 3")
     dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", turn.bpf, "-w", str(theirs)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -203,24 +215,38 @@ def test_live_and_dumpcap_see_the_same_messages(turn: TurnServer, tmp_path: Path
         for _ in range(20):
             if "Capturing on" in dumpcap.stderr.readline():
                 break
+        time.sleep(1.0)  # dumpcap says it is capturing a moment before it is
         run_scenario(turn)
         time.sleep(0.5)
     finally:
         dumpcap.send_signal(signal.SIGINT)
         dumpcap.communicate(timeout=30)
         streamed, err = stop(live)
-    assert live.returncode == 0, err
+    assert live.returncode == 0, err  # both expectations held
     frames = captured(err)
     assert len(list(read_records(ours))) == frames
 
-    from_file = messages(ours)
-    assert [json.loads(line) for line in streamed.splitlines()] == from_file
+    lines = [json.loads(line) for line in streamed.splitlines()]
+    by_kind = {kind: [o for o in lines if o["kind"] == kind] for kind in ("verdict", "check")}
+    assert lines[-1] == {"kind": "capture", "captured": frames, "dropped_queue": 0,
+                         "dropped_kernel": 0}
+    assert by_kind["check"][0]["passed"] is True
+    # Without the credential, integrity is "no-key" in the file-based view: pass it there too.
+    from_file = messages(ours, "--credential", f"{USER}:{PASSWORD}")
+    assert [o for o in lines if o["kind"] not in ("verdict", "check", "capture")] == from_file
+    assert any(m["integrity"] == "ok" for m in from_file)
     kinds = {(m["method"], m["class"]) for m in from_file}
     assert {("Binding", "success"), ("Allocate", "success"), ("CreatePermission", "success"),
             ("ChannelBind", "success")} <= kinds
     assert any(m["kind"] == "channeldata" for m in from_file)
     assert any(m["tunnel"] for m in from_file)  # ICE checks carried through the relay
-    assert without_frames(from_file) == without_frames(messages(theirs))
+    assert without_frames(from_file) == without_frames(
+        messages(theirs, "--credential", f"{USER}:{PASSWORD}"))
+
+    final = analysis(ours)["verdicts"]
+    assert "ice-connected" in {v["code"] for v in final}
+    assert verdict_keys(final) <= verdict_keys(by_kind["verdict"])  # streamed as they happened
+    assert verdict_keys(final) == verdict_keys(analysis(theirs)["verdicts"])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -235,7 +261,9 @@ def test_stop_signal_leaves_a_complete_file(signum: int, tmp_path: Path) -> None
     assert "Traceback" not in err
     assert captured(err) == 300
     assert txids(out) == list(range(300))
-    assert len(streamed.splitlines()) == 300
+    lines = streamed.splitlines()
+    assert sum(" udp Binding request tx=" in line for line in lines) == 300
+    assert lines[-1].startswith("verdict warning unanswered-request")
     if shutil.which("capinfos"):
         info = subprocess.run(["capinfos", "-c", "-T", "-r", str(out)], capture_output=True,
                               text=True, check=True).stdout
@@ -279,9 +307,21 @@ def test_count_and_duration_stop_the_capture(tmp_path: Path) -> None:
         send_bindings(port, 100)
         streamed, err = live.communicate(timeout=30)
     assert live.returncode == 0, err
-    assert len(streamed.splitlines()) == 25
+    assert sum(json.loads(line)["kind"] == "stun" for line in streamed.splitlines()) == 25
     started = time.monotonic()
     live = start_live("-f", "udp port 9", "--duration", "1", "--format", "jsonl")
     live.communicate(timeout=30)
     assert live.returncode == 0
     assert 0.9 < time.monotonic() - started < 10
+
+
+def test_rules_checked_when_the_capture_stops(tmp_path: Path) -> None:
+    with sink() as port:
+        live = start_live("-f", f"udp dst port {port}", "--count", "5", "--format", "jsonl",
+                          "--expect", 'count(transactions where outcome == "timeout") == 0')
+        send_bindings(port, 5)  # nobody answers: five timeouts
+        streamed, err = live.communicate(timeout=30)
+    assert live.returncode == 1, err
+    check = [json.loads(line) for line in streamed.splitlines()][-2]
+    assert check["kind"] == "check" and check["passed"] is False
+    assert "FAILED" in err and "Traceback" not in err

@@ -68,7 +68,9 @@ def test_unwritable_file_exits_3(tmp_path: Path) -> None:
     ("args", "message"),
     [(("--ring", "3"), "--ring needs -w"),
      (("-w", "x.pcapng", "--ring-size", "5"), "--ring-size needs --ring"),
-     (("--count", "0"), "must be a positive whole number")],
+     (("--count", "0"), "must be a positive whole number"),
+     (("--expect", "ice.connected and"), "--expect"),
+     (("--profile", "nosuch"), "unknown profile")],
 )
 def test_inconsistent_options_are_usage_errors(args: tuple[str, ...], message: str) -> None:
     out = live(*args, "--format", "jsonl")

@@ -28,7 +28,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from stunscope.capture.pcapng_writer import PcapngWriter, RingWriter
@@ -384,8 +384,12 @@ class LiveCapture:
         """True until the capture stopped (``stop()``, ``count`` or ``duration_s`` reached)."""
         return not self._finished.is_set()
 
-    def records(self) -> Iterator[Record]:
-        """The captured frames as Records, until the capture stops and the queue is empty."""
+    def records(self, on_idle: Callable[[], None] | None = None) -> Iterator[Record]:
+        """The captured frames as Records, until the capture stops and the queue is empty.
+
+        ``on_idle`` is called (in the reader's thread) each time the queue runs empty and then
+        every 0.5 s while it stays empty: the moment to flush output or refresh a display.
+        """
         queue, ready = self._queue, self._ready
         while True:
             try:
@@ -397,6 +401,8 @@ class LiveCapture:
                 if not queue:
                     return
                 continue
+            if on_idle is not None:
+                on_idle()
             ready.clear()
             if not queue:
                 ready.wait(0.5)

@@ -1,7 +1,7 @@
 """``stunscope live``: capture STUN/TURN/ICE on an interface; the TUI, or messages as they happen.
 
 Imported when the parser is built, so nothing heavy is imported here at module level: scapy comes
-in with :mod:`stunscope.capture.live` when the command runs.
+in with :mod:`stunscope.capture.live`, textual with :mod:`stunscope.tui.app`, when the command runs.
 """
 
 from __future__ import annotations
@@ -9,19 +9,23 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from stunscope.cli import options
+from stunscope.cli.check import add_analysis_input
 from stunscope.errors import EXIT_OK, UsageError
 
 DESCRIPTION = """\
 Capture on an interface and show STUN, TURN and ICE as it happens: the TUI, or with --format
-one line or one JSON object per message (and one per verdict as the analysis reaches it).
-Ctrl-C or SIGTERM stops the capture cleanly: the -w file is complete, --rules are checked.
+one line or one JSON object per message, and one per verdict as the analysis reaches it.
+Ctrl-C or SIGTERM stops the capture cleanly: the -w file is complete, the rules are checked.
 Needs root or CAP_NET_RAW."""
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   stunscope live                                   the TUI on loopback traffic
   stunscope live -i eth0 -w call.pcapng            the TUI, and every frame written as pcapng
@@ -35,11 +39,19 @@ The default capture filter keeps UDP whose first payload byte is STUN (0-3) or C
 (64-79) on any port, all TCP except ports 22, 443 and 5349, ICMP and IP fragments; it keeps out
 media (RTP, DTLS), DNS/DHCP/NTP/mDNS/SSDP/LLMNR and SSH/TLS. -f '' captures everything.
 
-jsonl: message objects as in `stunscope messages --format jsonl` (same frame numbers as the -w
-file), and {"kind": "verdict", "code", "severity", "message", "frames"} for each new verdict.
+jsonl: message objects as in `stunscope messages --format jsonl`, with the frame numbers of the
+-w file; {{"kind": "verdict", ...}} (the fields of `analyze --format json` verdicts) for each new
+verdict; with rules {{"kind": "check", ...}} (`check --format json`); last
+{{"kind": "capture", "captured", "dropped_queue", "dropped_kernel"}}. Packet and drop counts
+also go to stderr at the end.
 
-exit codes: 0 ok, 1 a --rules/--expect check failed, 2 usage error or unknown interface,
-3 no permission to capture (root or CAP_NET_RAW needed) or the -w file cannot be written"""
+exit codes: 0 ok, 1 a --rules/--profile/--expect rule failed, 2 usage error, unknown interface or
+bad filter, 3 no permission to capture (root or CAP_NET_RAW needed) or -w cannot be written
+
+{options.CREDENTIALS_HELP}"""
+
+SNAPSHOT_INTERVAL_S = 0.5
+"""How often, at most, the analysis is re-run to find new verdicts while traffic flows."""
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-i", "--interface", default="lo", metavar="IFACE",
                         help="interface to capture on (default: lo)")
     parser.add_argument("-f", "--filter", default=None, metavar="BPF",
-                        help="capture filter in tcpdump syntax (default: STUN/TURN only, see below)")
+                        help="capture filter, tcpdump syntax (default: STUN/TURN only, see below)")
     parser.add_argument("-w", "--write", metavar="FILE.pcapng",
                         help="write every captured frame to this pcapng file, flushed every 200 ms")
     parser.add_argument("--ring", type=_positive_int, metavar="N",
@@ -64,7 +76,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-D", "--list-interfaces", action="store_true",
                         help="list the interfaces and exit")
     parser.add_argument("--format", choices=("text", "jsonl"),
-                        help="no TUI: one text line or JSON object per message, line-buffered")
+                        help="no TUI: a text line or JSON object per message and verdict")
     parser.add_argument("--duration", type=_positive_float, metavar="S",
                         help="stop after S seconds")
     parser.add_argument("-c", "--count", type=_positive_int, metavar="N",
@@ -72,6 +84,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--queue-size", type=_positive_int, default=100_000, metavar="N",
                         help="frames waiting for the analysis before new ones are dropped "
                         "(counted; the -w file still gets them; default 100000)")
+    parser.add_argument("--rules", action="append", default=[], type=Path, metavar="FILE",
+                        help="with --format: TOML rules checked when the capture stops (repeatable)")
+    parser.add_argument("--profile", action="append", default=[], metavar="NAME",
+                        help="with --format: built-in rules, as `stunscope check` (repeatable)")
+    parser.add_argument("--expect", action="append", default=[], metavar="EXPR",
+                        help="with --format: a rule written inline (repeatable)")
+    add_analysis_input(parser)
     parser.set_defaults(func=run)
 
 
@@ -94,58 +113,81 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--ring needs -w FILE.pcapng (the base name of the ring's files)")
     if args.ring_size is not None and args.ring is None:
         raise UsageError("--ring-size needs --ring N (how many files to keep)")
+    if args.format is None and (args.rules or args.profile or args.expect):
+        raise UsageError("--rules, --profile and --expect need --format text or jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``stunscope live``."""
+    """Run ``stunscope live``; returns the exit code."""
     from stunscope.capture import live
+    from stunscope.check.rules import collect_rules
 
     if args.list_interfaces:
         for iface in live.list_interfaces():
             print(iface)
         return EXIT_OK
     _validate(args)
+    rules = collect_rules(args.rules, args.profile, args.expect)  # bad rules: exit 2 up front
+    keyring = options.keyring(args)
     bpf = live.DEFAULT_FILTER if args.filter is None else args.filter
-    if args.format is None:
-        raise UsageError("the live TUI is not available yet; use --format text or --format jsonl")
     capture = live.LiveCapture(
-        args.interface,
-        bpf or None,
-        queue_size=args.queue_size,
-        write=args.write,
-        ring=args.ring,
-        ring_size_mb=args.ring_size,
-        count=args.count,
-        duration_s=args.duration,
+        args.interface, bpf or None, queue_size=args.queue_size, write=args.write,
+        ring=args.ring, ring_size_mb=args.ring_size, count=args.count, duration_s=args.duration,
     )
     described = "the default STUN/TURN filter" if args.filter is None else repr(bpf or "none")
     sys.stderr.write(f"stunscope: capturing on {args.interface} ({described}); Ctrl-C stops\n")
     sys.stderr.flush()
     try:
-        with _stop_on_signals(capture.request_stop):
-            _stream(capture, args.format, sys.stdout)
+        if args.format is None:
+            _tui(capture, args.interface)
+            return EXIT_OK
+        from stunscope.analysis import Analyzer
+        from stunscope.capture.stats import CaptureStats
+
+        analyzer = Analyzer(keyring, args.sdp, file=args.write or f"live:{args.interface}",
+                            stats=CaptureStats())
+        stream = _Stream(analyzer, args.format, sys.stdout)
+        with _StopOnSignals(capture.request_stop):
+            analysis = stream.run(capture)
     finally:
         capture.stop()
         sys.stderr.write(f"stunscope: {capture.stats()}\n")
-    return EXIT_OK
+    return stream.finish(analysis, rules, capture.stats())
 
 
-class _stop_on_signals:
-    """While active, SIGINT and SIGTERM call ``stop`` once; a second SIGINT interrupts."""
+def _tui(capture: Any, iface: str) -> None:
+    """The TUI on the live records until the user quits; SIGTERM quits it too."""
+    from stunscope.tui.app import StunscopeApp
 
-    def __init__(self, stop: Callable[[], None]) -> None:
-        self._stop = stop
+    app = StunscopeApp(capture.records(), title=f"stunscope live: {iface}", live=True)
+
+    def terminate() -> None:
+        capture.request_stop()
+        app.exit()
+
+    with _StopOnSignals(terminate, signals=(signal.SIGTERM,)):
+        app.run()
+
+
+class _StopOnSignals:
+    """While active, the first of ``signals`` calls ``stop``; a second SIGINT interrupts."""
+
+    def __init__(self, stop: Callable[[], None],
+                 signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+        self._stop: Callable[[], None] | None = stop
+        self._signals = signals
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and self._stop is None:
-            raise KeyboardInterrupt
-        if self._stop is not None:
-            self._stop()
-            self._stop = None  # type: ignore[assignment]
+        if self._stop is None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        stop, self._stop = self._stop, None
+        stop()
 
     def __enter__(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in self._signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def __exit__(self, *exc: object) -> None:
@@ -153,19 +195,93 @@ class _stop_on_signals:
             signal.signal(signum, handler)
 
 
-def _stream(capture: Any, fmt: str, out: TextIO) -> None:
-    """Print each event as it is decoded."""
-    from stunscope.capture.stream import iter_events
-    from stunscope.report.messages import MessageFormatter
+class _Stream:
+    """Messages as they are decoded, verdicts as the analysis finds them, in text or JSON Lines.
 
-    formatter = MessageFormatter()
-    if fmt == "jsonl":
+    Output is written as events come and flushed whenever the capture queue runs empty, so a
+    reader sees each message at once without a write per line under load.
+    """
+
+    def __init__(self, analyzer: Any, fmt: str, out: TextIO) -> None:
+        from stunscope.report.messages import MessageFormatter
+
+        self.analyzer = analyzer
+        self.formatter = MessageFormatter(analyzer.keyring)
+        self.jsonl = fmt == "jsonl"
+        self.out = out
+        self._emitted: set[tuple[str, str]] = set()
+        self._fed = False
+        self._next_snapshot = 0.0
+
+    def _json(self, obj: dict[str, Any]) -> None:
         import orjson
 
-        def render(event: Any) -> str:
-            return orjson.dumps(formatter.to_json(event)).decode()
-    else:
-        render = formatter.line
-    for event in iter_events(capture.records()):
-        out.write(render(event) + "\n")
-        out.flush()
+        self.out.write(orjson.dumps(obj).decode() + "\n")
+
+    def run(self, capture: Any) -> Any:
+        """Stream until the capture ends; return the final analysis."""
+        from stunscope.capture.stream import iter_events
+
+        stats = self.analyzer.stats
+        feed, write = self.analyzer.feed, self.out.write
+        if self.jsonl:
+            import orjson
+
+            to_json, dumps = self.formatter.to_json, orjson.dumps
+
+            def render(event: Any) -> str:
+                return dumps(to_json(event)).decode()
+        else:
+            render = self.formatter.line
+        for event in iter_events(capture.records(on_idle=self._idle), stats=stats):
+            write(render(event) + "\n")
+            feed(event)
+            self._fed = True
+        analysis = self._verdicts(final=True)
+        self.out.flush()
+        return analysis
+
+    def _idle(self) -> None:
+        now = time.monotonic()
+        if self._fed and now >= self._next_snapshot:
+            self._fed = False
+            self._next_snapshot = now + SNAPSHOT_INTERVAL_S
+            self._verdicts(final=False)
+        self.out.flush()
+
+    def _verdicts(self, final: bool) -> Any:
+        """Take a snapshot of the analysis and print the verdicts not printed yet."""
+        from stunscope.analysis.results import jsonable
+
+        analysis = self.analyzer.snapshot(final=final)
+        for verdict in analysis.verdicts:
+            key = (verdict.code, verdict.subject)
+            if key in self._emitted:
+                continue
+            self._emitted.add(key)
+            if self.jsonl:
+                self._json({"kind": "verdict", **jsonable(verdict)})
+            else:
+                frames = ", ".join(map(str, verdict.frames))
+                self.out.write(f"verdict {verdict.severity} {verdict.code}: {verdict.message}"
+                               f" (frames {frames})\n")
+        return analysis
+
+    def finish(self, analysis: Any, rules: list[Any], stats: Any) -> int:
+        """Check the rules on the final analysis, print the outcome; return the exit code."""
+        from stunscope.check.outcome import CheckOutcome
+        from stunscope.check.rules import run_rules
+
+        code = EXIT_OK
+        if rules:
+            outcome = CheckOutcome(str(self.analyzer.file), run_rules(rules, analysis.to_json()))
+            sys.stderr.write(outcome.render_text() + "\n")
+            if self.jsonl:
+                self._json({"kind": "check", **outcome.to_json()})
+            code = outcome.exit_code
+        if self.jsonl:
+            self._json({"kind": "capture", "captured": stats.captured,
+                        "dropped_queue": stats.dropped_queue,
+                        "dropped_kernel": stats.dropped_kernel})
+        self.out.flush()
+        return code
