@@ -129,13 +129,14 @@ def test_server_stats_count_outcomes_and_rtt() -> None:
 
 def test_open_transactions_are_bounded_and_evictions_counted(monkeypatch) -> None:
     monkeypatch.setattr(tx_mod, "MAX_PENDING", 50)
-    monkeypatch.setattr("stunscope.analysis.analyzer.MAX_PENDING", 50)
-    monkeypatch.setattr(tx_mod, "MAX_LISTED", 30)
+    monkeypatch.setattr(tx_mod, "MAX_LISTED", 100)
     s = Script()
     for i in range(200):
         s.send(i * 0.001, C, S, BINDING, REQUEST, txid())
     analyzer_result = s.analyze()
     ev = analyzer_result.capture.evictions
     assert ev["transactions_open"] == 150
-    assert len(analyzer_result.transactions) == 30 + 50  # listed + still open at the end
-    assert ev["transactions_unlisted"] == 150 - 30
+    # 150 closed by eviction, then 50 open at the end: 100 listed in all, the rest counted.
+    assert len(analyzer_result.transactions) == 100
+    assert ev["transactions_unlisted"] == 200 - 100
+    assert all(t.outcome == "timeout" for t in analyzer_result.transactions)

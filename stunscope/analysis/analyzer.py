@@ -18,9 +18,10 @@ from pathlib import Path
 
 from stunscope.analysis.ice import Check, IceSessionState, IceTracker, ufrags
 from stunscope.analysis.nat import NatTracker, change_flags
-from stunscope.analysis.results import Analysis, CaptureSummary, Transaction, Verdict
+from stunscope.analysis.results import Analysis, CaptureSummary, Verdict
 from stunscope.analysis.sdp import SdpIce, read_sdp
-from stunscope.analysis.transactions import MAX_PENDING, TransactionTracker
+from stunscope.analysis import transactions as _transactions
+from stunscope.analysis.transactions import TransactionTracker
 from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnRequest, TurnTracker
 from stunscope.analysis.verdicts import VerdictLog, merged, ordered
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
@@ -164,7 +165,7 @@ class Analyzer:
             if tx.ice and tx.info is not None:
                 IceTracker.retransmitted(tx.info, ev.frame)
             return
-        if len(self.tx.pending) > MAX_PENDING:
+        if len(self.tx.pending) > _transactions.MAX_PENDING:
             self._unanswered(self.tx.evict_oldest(), "eviction")
         names = None
         if method == BINDING:
@@ -326,14 +327,17 @@ class Analyzer:
         open_txs = self.tx.open_transactions()
         outcome = "timeout" if final else "pending"
         ended_by = "capture-end" if final else None
-        open_results: list[Transaction] = []
+        finished = self.tx.finished()
+        room = max(0, _transactions.MAX_LISTED - len(finished))
+        open_results = [
+            self.tx.result(tx, outcome, None, None, None, ended_by) for tx in open_txs[:room]
+        ]
         for tx in open_txs:
-            open_results.append(self.tx.result(tx, outcome, None, None, None, ended_by))
             if final and not tx.ice and not (tx.method == BINDING and tx.info):
                 self._unanswered_verdict(tx.client, tx.server, tx.method, tx.frames, tx.via,
                                          "capture-end", extra)
         transactions = sorted(
-            [*self.tx.finished(), *open_results],
+            [*finished, *open_results],
             key=lambda t: t.request_frames[0] if t.request_frames else t.response_frame or 0,
         )
         allocations, turn_verdicts = self.turn.results(now)
@@ -344,7 +348,7 @@ class Analyzer:
         ]
         evictions = {
             "transactions_open": self.tx.evicted_pending,
-            "transactions_unlisted": self.tx.unlisted,
+            "transactions_unlisted": self.tx.unlisted + len(open_txs) - len(open_results),
             "servers": self.tx.evicted_servers,
             "allocations": self.turn.evicted,
             "allocation_peers": self.turn.evicted_peers,

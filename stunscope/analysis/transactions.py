@@ -22,7 +22,8 @@ legs of a relay, or two capture interfaces): counted as ``copies``, not as retra
 
 Tables are bounded: at most ``MAX_PENDING`` open transactions (the oldest is closed as a timeout
 ended by ``eviction`` when a new one would exceed it) and ``MAX_LISTED`` finished transactions
-listed individually; the rest only feed the per-server statistics. Both are counted as evictions.
+listed individually (open ones at the end included); the rest only feed the per-server
+statistics. Both are counted as evictions.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ MIN_INTERVAL_S = 0.25
 COPY_S = 0.005
 """Two transmissions of one request closer than this are the same packet captured twice."""
 
-MAX_PENDING = 50_000
+MAX_PENDING = 20_000
 """Open transactions kept; beyond it the oldest is closed (counted)."""
 
-MAX_LISTED = 20_000
+MAX_LISTED = 10_000
 """Finished transactions listed individually; the rest are counted in the statistics only."""
 
 MAX_SERVERS = 10_000
