@@ -325,3 +325,46 @@ def test_rules_checked_when_the_capture_stops(tmp_path: Path) -> None:
     check = [json.loads(line) for line in streamed.splitlines()][-2]
     assert check["kind"] == "check" and check["passed"] is False
     assert "FAILED" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize("how", ["q", "SIGTERM"])
+def test_tui_shows_live_traffic_and_quits_cleanly(how: str, tmp_path: Path) -> None:
+    out, done = tmp_path / "tui.pcapng", tmp_path / "exit"
+    session = f"stunscope-live-{os.getpid()}-{how}"
+    with sink() as port:
+        command = (f"{sys.executable} -m stunscope live -f 'udp dst port {port}' -w {out}; "
+                   f"echo $? > {done}")
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                        "-c", str(ROOT), command], check=True, timeout=30)
+        try:
+            screen = ""
+            for _ in range(100):  # until the TUI is up: 10 s at most
+                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                        capture_output=True, text=True).stdout
+                if "live" in screen and "Timeline" in screen:
+                    break
+                time.sleep(0.1)
+            send_bindings(port, 7)
+            for _ in range(50):
+                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                        capture_output=True, text=True).stdout
+                if "7 frames" in screen:
+                    break
+                time.sleep(0.1)
+            assert "7 frames" in screen and "Binding request" in screen, screen
+            if how == "q":
+                subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+            else:
+                pid = subprocess.run(  # the Python process, not the shell that started it
+                    ["pgrep", "-f", f"^{sys.executable} -m stunscope live -f udp dst port {port}"],
+                    capture_output=True, text=True).stdout.split()[0]
+                os.kill(int(pid), signal.SIGTERM)
+            for _ in range(100):
+                if done.exists() and done.read_text().strip():
+                    break
+                time.sleep(0.1)
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert done.read_text().strip() == "0"
+    assert txids(out) == list(range(7))

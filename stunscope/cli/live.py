@@ -159,7 +159,13 @@ def _tui(capture: Any, iface: str) -> None:
     """The TUI on the live records until the user quits; SIGTERM quits it too."""
     from stunscope.tui.app import StunscopeApp
 
-    app = StunscopeApp(capture.records(), title=f"stunscope live: {iface}", live=True)
+    def stop_after_quit() -> None:
+        # The app's loader thread reads the records; it must end for the app's shutdown to.
+        if not app.is_running:
+            capture.request_stop()
+
+    app = StunscopeApp(capture.records(on_idle=stop_after_quit), title=f"stunscope live: {iface}",
+                       live=True)
 
     def terminate() -> None:
         capture.request_stop()
