@@ -39,34 +39,37 @@ _REQUEST = MessageClass.REQUEST
 _RESPONSES = (MessageClass.SUCCESS, MessageClass.ERROR)
 _USERNAME, _REALM = 0x0006, 0x0014
 _CHANNEL_NUMBER = 0x000C
-_TEXT_KINDS = frozenset({"text", "nonce"})
-_TEXT_TYPES = frozenset(code for code, spec in ATTRIBUTES.items() if spec.kind in _TEXT_KINDS)
+_WIRE_TEXT_KINDS = frozenset({"text", "nonce", "error-code", "address-error-code"})
+_WIRE_TEXT_TYPES = frozenset(code for code, spec in ATTRIBUTES.items() if spec.kind in _WIRE_TEXT_KINDS)
+"""Attributes whose decoded value carries sender-chosen text (RFC 8489 §14.3, §14.8-§14.10, §14.14)."""
+_MAPPED_RANK = {0x0020: 0, 0x8020: 1, 0x0001: 2}
+"""The reflexive address preference of :func:`~stunscope.wire.attributes.xor_mapped`."""
+_XOR_RELAYED, _XOR_PEER, _ERROR_CODE, _FINGERPRINT = 0x0016, 0x0012, 0x0009, 0x8028
+_INTEGRITY = frozenset({0x0008, 0x001C})
+_SUMMARY_TYPES = frozenset({*_MAPPED_RANK, _XOR_RELAYED, _XOR_PEER, _ERROR_CODE, _FINGERPRINT, *_INTEGRITY})
+_CACHEABLE_TYPES = frozenset(
+    code for code, spec in ATTRIBUTES.items()
+    if spec.kind not in ("xor-address", "data") and code not in (*_INTEGRITY, _FINGERPRINT))
+"""Attributes whose value depends on their bytes only and repeats across messages (USERNAME,
+PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...): XOR addresses depend on the transaction
+id, MACs and CRCs are unique, DATA is large."""
+_CACHEABLE_LEN = 64
+_CACHE_MAX = 4096
+"""Decoded values kept per formatter (cleared when full): memory stays flat."""
 _DEFAULT_PENDING = 65536
 """Requests remembered for RTT/integrity: 65,536 outstanding transactions is far more than any
 client keeps in flight (RFC 8489 §6.2.1 paces new transactions), and caps memory at a few MB."""
 
 
 def _clean(value: Any) -> Any:
-    """``value`` with every string inside passed through ``safe_text``."""
+    """``value`` with every string inside passed through ``safe_text`` (printable ones as is)."""
     if isinstance(value, str):
-        return safe_text(value)
+        return value if value.isprintable() else safe_text(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-def _attributes(msg: StunMessage) -> list[dict[str, Any]]:
-    """The contract's ``attributes`` list: ``{type, name, offset, length, value}`` in wire order."""
-    out = []
-    for attr in msg.attributes:
-        value = attribute_value(msg, attr)
-        if attr.type in _TEXT_TYPES or isinstance(value, dict):
-            value = _clean(value)
-        out.append({"type": attr.type, "name": attr_name(attr.type), "offset": attr.offset,
-                    "length": attr.length, "value": value})
-    return out
 
 
 def _first_text(msg: StunMessage, attr_type: int) -> str | None:
@@ -77,26 +80,84 @@ def _first_text(msg: StunMessage, attr_type: int) -> str | None:
     return None
 
 
+Summary = tuple[Any, Any, list[str], Any, Any, Any, list[dict[str, Any]]]
+"""(mapped, relayed, peers, error_code, fingerprint, integrity, attributes) of one message."""
+
+
+def _summarize(msg: StunMessage, keyring: Keyring | None, username: str | None, realm: str | None,
+               cache: dict[tuple[int, bytes], Any] | None) -> Summary:
+    """The contract's per-message fields, in one pass over the attributes.
+
+    This is the hot path of ``messages --format jsonl``: each value is decoded once (or found in
+    ``cache``, for attributes whose value depends only on their bytes) and the summary fields
+    are picked from those values with the rules of the :mod:`stunscope.wire.attributes` helpers
+    (only the first attribute of a type counts, a malformed value counts as absent; every
+    well-formed XOR-PEER-ADDRESS is a peer).
+    """
+    attributes = []
+    seen: set[int] = set()
+    mapped, mapped_rank, relayed, peers, err = None, 3, None, [], None
+    has_fingerprint = signed = False
+    for attr in msg.attributes:
+        atype = attr.type
+        if cache is not None and atype in _CACHEABLE_TYPES and len(attr.raw) <= _CACHEABLE_LEN:
+            key = (atype, attr.raw)
+            value = cache.get(key, cache)
+            if value is cache:
+                value = attribute_value(msg, attr)
+                if atype in _WIRE_TEXT_TYPES:
+                    value = _clean(value)
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[key] = value
+        else:
+            value = attribute_value(msg, attr)
+            if atype in _WIRE_TEXT_TYPES:
+                value = _clean(value)
+        attributes.append({"type": atype, "name": attr_name(atype), "offset": attr.offset,
+                           "length": attr.length, "value": value})
+        if atype not in _SUMMARY_TYPES:
+            continue
+        if atype == _XOR_PEER:
+            if value.__class__ is str:
+                peers.append(value)
+            continue
+        if atype in seen:
+            continue
+        seen.add(atype)
+        if atype == _FINGERPRINT:
+            has_fingerprint = True
+        elif atype in _INTEGRITY:
+            signed = True
+        elif atype == _ERROR_CODE:
+            err = value.get("code") if value.__class__ is dict else None
+        elif value.__class__ is str:  # a well-formed address (malformed ones are dicts)
+            if atype == _XOR_RELAYED:
+                relayed = value
+            elif _MAPPED_RANK[atype] < mapped_rank:
+                mapped, mapped_rank = value, _MAPPED_RANK[atype]
+    if signed:
+        integrity = "no-key" if keyring is None else check_integrity(msg, keyring, username, realm)
+    else:
+        integrity = None
+    fingerprint = check_fingerprint(msg) if has_fingerprint else None
+    return mapped, relayed, peers, err, fingerprint, integrity, attributes
+
+
 def message_json(msg: StunMessage, keyring: Keyring | None = None, username: str | None = None,
                  realm: str | None = None) -> dict[str, Any]:
     """The message part of the JSON contract for one STUN or classic STUN message: ``kind``,
     ``method``, ``class``, ``txid``, ``mapped``, ``relayed``, ``peers``, ``error_code``,
     ``fingerprint``, ``integrity``, ``channel`` (None), ``tunnel`` (None), ``findings``,
     ``attributes``, ``length``. ``username``/``realm`` are the request's, for a response."""
-    mapped = xor_mapped(msg)
-    relayed = xor_relayed(msg)
-    err = error_code(msg)
+    mapped, relayed, peers, err, fingerprint, integrity, attributes = _summarize(
+        msg, keyring, username, realm, None)
     return {
         "kind": "stun" if msg.magic else "classic-stun", "method": method_name(msg.method),
-        "class": msg.cls.label, "txid": msg.txid.hex(),
-        "mapped": str(mapped) if mapped is not None else None,
-        "relayed": str(relayed) if relayed is not None else None,
-        "peers": [str(p) for p in xor_peers(msg)],
-        "error_code": err[0] if err is not None else None,
-        "fingerprint": check_fingerprint(msg),
-        "integrity": check_integrity(msg, keyring, username, realm),
-        "channel": None, "tunnel": None, "findings": list(msg.findings),
-        "attributes": _attributes(msg), "length": msg.length,
+        "class": msg.cls.label, "txid": msg.txid.hex(), "mapped": mapped, "relayed": relayed,
+        "peers": peers, "error_code": err, "fingerprint": fingerprint, "integrity": integrity,
+        "channel": None, "tunnel": None, "findings": list(msg.findings), "attributes": attributes,
+        "length": msg.length,
     }
 
 
@@ -114,6 +175,7 @@ class MessageFormatter:
         self.evicted = 0
         self.first_ts: float | None = None
         self._requests: dict[bytes, tuple[float, str | None, str | None]] = {}
+        self._values: dict[tuple[int, bytes], Any] = {}
 
     def _track(self, event: MessageEvent, msg: StunMessage) -> tuple[float | None, str | None, str | None]:
         """Remember a request; for a response return (rtt_ms, request USERNAME, request REALM)."""
@@ -149,14 +211,17 @@ class MessageFormatter:
                     "length": msg.length, "rtt_ms": None, "peer": None,
                 }
             rtt, username, realm = self._track(event, msg)
-            obj = {"frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
-                   "transport": event.transport}
-            obj.update(message_json(msg, self.keyring, username, realm))
-            obj["channel"] = event.channel
-            obj["tunnel"] = event.tunnel
-            obj["rtt_ms"] = rtt
-            obj["peer"] = str(event.peer) if event.peer is not None else None
-            return obj
+            mapped, relayed, peers, err, fingerprint, integrity, attributes = _summarize(
+                msg, self.keyring, username, realm, self._values)
+            return {
+                "frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
+                "transport": event.transport, "kind": event.kind, "method": method_name(msg.method),
+                "class": msg.cls.label, "txid": msg.txid.hex(), "mapped": mapped, "relayed": relayed,
+                "peers": peers, "error_code": err, "fingerprint": fingerprint, "integrity": integrity,
+                "channel": event.channel, "tunnel": event.tunnel, "findings": list(msg.findings),
+                "attributes": attributes, "length": msg.length, "rtt_ms": rtt,
+                "peer": str(event.peer) if event.peer is not None else None,
+            }
         if cls is Undecodable:
             failure = event.failure
             return {
