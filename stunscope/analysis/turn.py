@@ -27,6 +27,7 @@ Tables are bounded: ``MAX_ALLOCATIONS`` allocations (ended ones evicted first am
 from __future__ import annotations
 
 import ipaddress
+from collections import deque
 from itertools import islice
 
 from stunscope.analysis.results import (
@@ -209,12 +210,13 @@ def _forbidden_cause(peer: Endpoint, relayed: set[Endpoint]) -> str:
 class TurnTracker:
     """Follows every TURN allocation of a capture; see the module docstring."""
 
-    __slots__ = ("allocs", "closed", "by_connection", "relayed", "log", "evicted",
+    __slots__ = ("allocs", "closed", "order", "by_connection", "relayed", "log", "evicted",
                  "evicted_peers", "unattributed_channeldata")
 
     def __init__(self, log: VerdictLog) -> None:
         self.allocs: dict[Key, AllocationState] = {}
-        self.closed: list[AllocationState] = []
+        self.closed: deque[AllocationState] = deque()
+        self.order: deque[AllocationState] = deque()
         self.by_connection: dict[int, AllocationState] = {}
         self.relayed: dict[Endpoint, AllocationState] = {}
         self.log = log
@@ -235,22 +237,25 @@ class TurnTracker:
         if len(self.allocs) + len(self.closed) >= MAX_ALLOCATIONS:
             self._evict(frame)
         alloc = self.allocs[key] = AllocationState(key, frame, seen_start)
+        self.order.append(alloc)
         return alloc
 
     def _evict(self, frame: int) -> None:
-        """Drop one allocation: an ended one among the 32 oldest, else the oldest."""
+        """Drop one allocation: a closed one, else an ended one among the 32 oldest, else the
+        oldest. ``order`` keeps creation order; entries no longer in the table are skipped."""
         self.evicted += 1
         if self.closed:
-            self._forget(self.closed.pop(0))
+            self._forget(self.closed.popleft())
             return
-        victim = None
-        for alloc in islice(self.allocs.values(), 32):
-            if alloc.state in ("deallocated", "failed"):
-                victim = alloc
-                break
-        if victim is None:
-            victim = next(iter(self.allocs.values()))
-        del self.allocs[victim.key]
+        allocs, order = self.allocs, self.order
+        while allocs.get(order[0].key) is not order[0]:
+            order.popleft()
+        victim = next(
+            (a for a in islice(order, 32)
+             if a.state in ("deallocated", "failed") and allocs.get(a.key) is a),
+            order[0],
+        )
+        del allocs[victim.key]
         self._forget(victim)
 
     def _forget(self, alloc: AllocationState) -> None:
