@@ -74,6 +74,10 @@ SECURITY_FEATURES = {0: "password-algorithms", 1: "username-anonymity"}
 """RFC 8489 §18.1: STUN Security Features registry, bit number (0 = most significant)."""
 
 
+_new = tuple.__new__
+"""Build Endpoint tuples with the C constructor (the NamedTuple ``__new__`` is a Python call)."""
+
+
 def _malformed(why: str) -> dict[str, str]:
     return {"malformed": why}
 
@@ -83,8 +87,9 @@ def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
-def decode_address(value: bytes) -> Endpoint | dict[str, str]:
-    """MAPPED-ADDRESS layout (RFC 8489 §14.1): reserved, family, port, 4 or 16 address bytes."""
+def _split_address(value: bytes) -> tuple[int, int, bytes] | dict[str, str]:
+    """RFC 8489 §14.1 layout: reserved, family, port, 4 or 16 address bytes -> (socket family,
+    port, address bytes), or a malformed marker."""
     if len(value) < 4:
         return _malformed(f"{len(value)} bytes, an address needs at least 8")
     family = _FAMILIES.get(value[1])
@@ -92,7 +97,16 @@ def decode_address(value: bytes) -> Endpoint | dict[str, str]:
         return _malformed(f"unknown address family 0x{value[1]:02x}")
     if len(value) != 4 + family[1]:
         return _malformed(f"{len(value)} bytes for an {family[0]} address (needs {4 + family[1]})")
-    return Endpoint(socket.inet_ntop(family[2], value[4:]), int.from_bytes(value[2:4], "big"))
+    return family[2], (value[2] << 8) | value[3], value[4:]
+
+
+def decode_address(value: bytes) -> Endpoint | dict[str, str]:
+    """MAPPED-ADDRESS layout (RFC 8489 §14.1): reserved, family, port, 4 or 16 address bytes."""
+    parts = _split_address(value)
+    if isinstance(parts, dict):
+        return parts
+    family, port, raw = parts
+    return _new(Endpoint, (socket.inet_ntop(family, raw), port))
 
 
 def decode_xor_address(value: bytes, key: bytes) -> Endpoint | dict[str, str]:
@@ -102,13 +116,13 @@ def decode_xor_address(value: bytes, key: bytes) -> Endpoint | dict[str, str]:
     ``key`` is the message's bytes 4-20 (cookie + 96-bit transaction id); for a classic message
     those bytes are the 128-bit transaction id, which pre-RFC 5389 drafts XORed with in the same way.
     """
-    plain = decode_address(value)
-    if not isinstance(plain, Endpoint):
-        return plain
-    port = plain.port ^ int.from_bytes(key[:2], "big")
-    raw = value[4:]
-    xored = (int.from_bytes(raw, "big") ^ int.from_bytes(key[: len(raw)], "big")).to_bytes(len(raw), "big")
-    return Endpoint(ip_text(xored), port)
+    parts = _split_address(value)
+    if isinstance(parts, dict):
+        return parts
+    family, port, raw = parts
+    size = len(raw)
+    plain = (int.from_bytes(raw, "big") ^ int.from_bytes(key[:size], "big")).to_bytes(size, "big")
+    return _new(Endpoint, (socket.inet_ntop(family, plain), port ^ ((key[0] << 8) | key[1])))
 
 
 def _key(msg: StunMessage) -> bytes:
@@ -352,14 +366,16 @@ _DECODERS: dict[str, Callable[[bytes, StunMessage], Value]] = {
 }
 """Value kind (the registry's second column) -> decoder of the raw value."""
 
+_DECODER_BY_TYPE = {code: _DECODERS[spec.kind] for code, spec in ATTRIBUTES.items()}
+"""Attribute code -> decoder: the two tables joined once, so a lookup costs one dict access."""
+
 
 def _typed(msg: StunMessage, attr: Attribute) -> Value:
-    spec = ATTRIBUTES.get(attr.type)
-    if attr.length != len(attr.raw):
-        return _malformed(f"value truncated: {len(attr.raw)} of {attr.length} bytes")
-    if spec is None:
-        return attr.raw.hex()
-    return _DECODERS[spec.kind](attr.raw, msg)
+    attr_type, _, length, raw = attr
+    if length != len(raw):
+        return _malformed(f"value truncated: {len(raw)} of {length} bytes")
+    decoder = _DECODER_BY_TYPE.get(attr_type)
+    return raw.hex() if decoder is None else decoder(raw, msg)
 
 
 def attribute_value(msg: StunMessage, attr: Attribute) -> Value:
@@ -404,7 +420,7 @@ def format_value(msg: StunMessage, attr: Attribute) -> str:
 
 def _first(msg: StunMessage, attr_type: int) -> Attribute | None:
     for attr in msg.attributes:
-        if attr.type == attr_type:
+        if attr[0] == attr_type:
             return attr
     return None
 
@@ -420,9 +436,20 @@ def _first_value(msg: StunMessage, attr_type: int) -> Value:
 def xor_mapped(msg: StunMessage) -> Endpoint | None:
     """The reflexive address: XOR-MAPPED-ADDRESS (RFC 8489 §14.2), else the legacy 0x8020, else
     MAPPED-ADDRESS (RFC 3489 §11.2.1, classic servers)."""
-    for attr_type in (XOR_MAPPED_ADDRESS, XOR_MAPPED_ADDRESS_LEGACY, MAPPED_ADDRESS):
-        value = _first_value(msg, attr_type)
-        if value is not None:
+    legacy = plain = None
+    for attr in msg.attributes:
+        attr_type = attr[0]
+        if attr_type == XOR_MAPPED_ADDRESS:
+            value = _typed(msg, attr)
+            if isinstance(value, Endpoint):
+                return value
+        elif attr_type == XOR_MAPPED_ADDRESS_LEGACY:
+            legacy = legacy or attr
+        elif attr_type == MAPPED_ADDRESS:
+            plain = plain or attr
+    for attr in (legacy, plain):
+        value = _typed(msg, attr) if attr is not None else None
+        if isinstance(value, Endpoint):
             return value
     return None
 
@@ -439,7 +466,7 @@ def xor_relayed(msg: StunMessage) -> Endpoint | None:
 
 def xor_peers(msg: StunMessage) -> list[Endpoint]:
     """Every well-formed XOR-PEER-ADDRESS (RFC 8656 §18.3; CreatePermission may carry several)."""
-    peers = (_peer_endpoint(a.raw, msg) for a in msg.attributes if a.type == XOR_PEER_ADDRESS)
+    peers = (_peer_endpoint(a[3], msg) for a in msg.attributes if a[0] == XOR_PEER_ADDRESS)
     return [peer for peer in peers if isinstance(peer, Endpoint)]
 
 

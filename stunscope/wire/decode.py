@@ -92,6 +92,9 @@ _ORDERED: dict[int, tuple[int, ...]] = {
 }
 """RFC 8489 §14.5-14.7: what may follow each integrity attribute (nothing follows FINGERPRINT)."""
 
+_new = tuple.__new__
+"""Build the NamedTuples with the C constructor: their generated ``__new__`` costs a Python call."""
+
 _ZERO_PAD = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
 _CLASSES = (MessageClass.REQUEST, MessageClass.INDICATION, MessageClass.SUCCESS, MessageClass.ERROR)
 
@@ -144,32 +147,17 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
     attributes: list[Attribute] = []
     append = attributes.append
     pos = HEADER_LEN
-    fingerprint_at = 0
-    fingerprint = b""
-    allowed_after: tuple[int, ...] | None = None
     while pos + 4 <= end:
         attr_type, attr_len = _UNPACK_TLV(data, pos)
-        start = pos + 4
-        stop = start + attr_len
+        stop = pos + 4 + attr_len
         if stop > end:
             if not magic:
                 return DecodeFailure(pos, "not-stun", "no magic cookie and attributes overrun")
             findings.append("attribute-overrun")
-            append(Attribute(attr_type, pos, attr_len, data[start:end]))
+            append(_new(Attribute, (attr_type, pos, attr_len, data[pos + 4:end])))
             pos = end
             break
-        value = data[start:stop]
-        append(Attribute(attr_type, pos, attr_len, value))
-        if fingerprint_at:
-            findings.append("fingerprint-not-last")
-        elif allowed_after is not None and attr_type not in allowed_after:
-            findings.append("attribute-after-integrity")
-        if attr_type in _ORDERED:
-            if attr_type == FINGERPRINT:
-                fingerprint_at = fingerprint_at or pos
-                fingerprint = fingerprint or value
-            else:
-                allowed_after = _ORDERED[attr_type]
+        append(_new(Attribute, (attr_type, pos, attr_len, data[pos + 4:stop])))
         pad = -attr_len & 3
         pos = stop + pad
         if pad and data[stop:pos] != _ZERO_PAD[pad]:
@@ -179,27 +167,45 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
             return DecodeFailure(pos, "not-stun", "no magic cookie and attributes do not tile")
         if pos < end:
             findings.append("attribute-header-truncated")
-    if fingerprint_at and (
-        len(fingerprint) != 4
-        or int.from_bytes(fingerprint, "big")
-        != crc32(_fingerprint_input(data, fingerprint_at)) ^ FINGERPRINT_XOR
-    ):
-        findings.append("bad-fingerprint")
-    if len(attributes) > 1:
-        types = [a.type for a in attributes]
-        if len(set(types)) != len(types) and _has_meaningful_duplicate(types):
-            findings.append("duplicate-attribute")
+    types = [attr[0] for attr in attributes]
+    if MESSAGE_INTEGRITY in types or MESSAGE_INTEGRITY_SHA256 in types or FINGERPRINT in types:
+        _seal_findings(types, findings)
+        if FINGERPRINT in types and not _fingerprint_ok(data, attributes[types.index(FINGERPRINT)], length):
+            findings.append("bad-fingerprint")
+    if len(set(types)) != len(types) and _has_meaningful_duplicate(types):
+        findings.append("duplicate-attribute")
     method, cls = _TYPE_TABLE[msg_type]
-    return StunMessage(
+    return _new(StunMessage, (
         msg_type, method, cls, length, magic, txid, tuple(attributes),
         tuple(dict.fromkeys(findings)) if findings else (), data,
-    )
+    ))
 
 
-def _fingerprint_input(data: bytes, fingerprint_at: int) -> bytes:
-    """The bytes FINGERPRINT covers: the header with the length ending after FINGERPRINT, then
-    every attribute before it (RFC 8489 §14.7)."""
-    return data[:2] + (fingerprint_at - HEADER_LEN + 8).to_bytes(2, "big") + data[4:fingerprint_at]
+def _fingerprint_ok(data: bytes, attr: Attribute, length: int) -> bool:
+    """RFC 8489 §14.7: CRC-32 of the header (length ending after FINGERPRINT) and every byte
+    before the attribute, XOR 0x5354554e, equals the 4-byte value."""
+    offset = attr[1]
+    if len(attr[3]) != 4:
+        return False
+    covered = offset - HEADER_LEN + 8
+    if covered == length:  # FINGERPRINT last, as it should be: the header is already right
+        crc = crc32(data[:offset])
+    else:
+        crc = crc32(data[4:offset], crc32(covered.to_bytes(2, "big"), crc32(data[:2])))
+    return int.from_bytes(attr[3], "big") == crc ^ FINGERPRINT_XOR
+
+
+def _seal_findings(types: list[int], findings: list[str]) -> None:
+    """RFC 8489 §14.5-14.7 ordering, checked from the first integrity attribute on (normally the
+    last two or three attributes): only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may follow
+    MESSAGE-INTEGRITY, only FINGERPRINT may follow MESSAGE-INTEGRITY-SHA256, nothing FINGERPRINT."""
+    start = min(types.index(seal) for seal in _ORDERED if seal in types)
+    sealed = _ORDERED[types[start]]
+    for attr_type in types[start + 1:]:
+        if attr_type not in sealed:
+            findings.append("attribute-after-integrity" if sealed else "fingerprint-not-last")
+        if attr_type in _ORDERED and sealed:
+            sealed = _ORDERED[attr_type]
 
 
 def _has_meaningful_duplicate(types: list[int]) -> bool:

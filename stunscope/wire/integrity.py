@@ -67,9 +67,10 @@ def check_fingerprint(msg: StunMessage) -> str | None:
 
     The CRC is computed once, by ``decode_message``, which adds ``bad-fingerprint`` on mismatch.
     """
-    if not any(attr.type == FINGERPRINT for attr in msg.attributes):
-        return None
-    return "bad" if "bad-fingerprint" in msg.findings else "ok"
+    for attr in reversed(msg.attributes):  # normally the last attribute
+        if attr[0] == FINGERPRINT:
+            return "bad" if "bad-fingerprint" in msg.findings else "ok"
+    return None
 
 
 _PROHIBITED = (
