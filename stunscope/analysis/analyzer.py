@@ -21,7 +21,7 @@ from stunscope.analysis.nat import NatTracker, change_flags
 from stunscope.analysis.results import Analysis, CaptureSummary, Verdict
 from stunscope.analysis.sdp import SdpIce, read_sdp
 from stunscope.analysis import transactions as _transactions
-from stunscope.analysis.transactions import TransactionTracker
+from stunscope.analysis.transactions import COPY_S, TransactionTracker
 from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnRequest, TurnTracker
 from stunscope.analysis.verdicts import VerdictLog, merged, ordered
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
@@ -162,7 +162,7 @@ class Analyzer:
         if tx is None:
             return
         if not new:
-            if tx.ice and tx.info is not None:
+            if tx.ice and tx.info is not None and tx.times[-1] - tx.times[-2] >= COPY_S:
                 IceTracker.retransmitted(tx.info, ev.frame)
             return
         if len(self.tx.pending) > _transactions.MAX_PENDING:

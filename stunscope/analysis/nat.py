@@ -129,8 +129,8 @@ def _mapping(local: Endpoint, bindings: dict[Endpoint, tuple[Endpoint, int]]) ->
         return EI, "the same mapping toward different server addresses"
     if not servers:
         return UNKNOWN, "no Binding answer carried a mapped address"
-    if servers[0][1][0] == local and len(servers) == 1:
-        return UNKNOWN, "no NAT toward the only server asked (mapped address is the local one)"
+    if all(m == local for _, (m, _) in servers):
+        return EI, "no NAT: the mapped address is the local address (nothing translates it)"
     return UNKNOWN, "a mapped address was seen toward one server address only"
 
 

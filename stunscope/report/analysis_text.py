@@ -79,10 +79,12 @@ def _allocation(a: Allocation) -> list[str]:
         auth.append(f"user {safe_text(a.username)}")
     if a.realm:
         auth.append(f"realm {safe_text(a.realm)}")
-    for label, n in (("challenge", a.challenges), ("auth failure", a.auth_failures),
-                     ("stale nonce", a.stale_nonces), ("refresh", a.refreshes)):
+    for label, plural, n in (("challenge", "challenges", a.challenges),
+                             ("auth failure", "auth failures", a.auth_failures),
+                             ("stale nonce", "stale nonces", a.stale_nonces),
+                             ("refresh", "refreshes", a.refreshes)):
         if n:
-            auth.append(f"{n} {label}{'s' if n > 1 else ''}")
+            auth.append(f"{n} {plural if n > 1 else label}")
     if auth:
         lines.append("    " + ", ".join(auth))
     for perm in a.permissions:
