@@ -181,3 +181,13 @@ def test_ms_turn_mux_unwraps_the_inner_message() -> None:
     assert decode_ms_turn_mux(wrapped[:-1]).findings == ("truncated",)
     assert isinstance(decode_ms_turn_mux(b"\xff\x10\x00\x02" + bytes(8)), DecodeFailure)
     assert isinstance(decode_ms_turn_mux(b"\xff\x11" + bytes(10)), DecodeFailure)
+
+
+def test_unpadded_attributes_of_ms_turn_servers() -> None:
+    """[MS-TURN] servers send attributes back to back; the message only tiles that way."""
+    body = b"\x00\x09\x00\x05" + b"\x00\x00\x04\x01X" + b"\x80\x22\x00\x03abc"
+    msg = _stun(_header(0x0113, len(body)) + body)
+    assert msg.findings == ("length-not-multiple-of-4", "unpadded-attributes")
+    assert [(a.type, a.offset, a.raw) for a in msg.attributes] == [
+        (0x0009, 20, b"\x00\x00\x04\x01X"), (0x8022, 29, b"abc"),
+    ]

@@ -21,6 +21,8 @@ Finding codes (stable, kebab-case; see :data:`FINDINGS`):
 - ``attribute-after-integrity``: an attribute other than MESSAGE-INTEGRITY-SHA256 or FINGERPRINT
   follows MESSAGE-INTEGRITY, or other than FINGERPRINT follows MESSAGE-INTEGRITY-SHA256
   (RFC 8489 §14.5, §14.6: such attributes are ignored by receivers).
+- ``unpadded-attributes``: the attributes only tile the message when read without padding, as
+  pre-RFC 5389 [MS-TURN] servers send them (the length is then not a multiple of 4 either).
 - ``duplicate-attribute``: a registered attribute that is meaningful once appears again
   (RFC 8489 §14: only the first is processed).
 - ``bad-channel-padding`` / ``missing-channel-padding`` (ChannelData, RFC 8656 §12.5).
@@ -56,6 +58,7 @@ FINDINGS: dict[str, str] = {
     "bad-fingerprint": "FINGERPRINT does not match the message CRC-32 (RFC 8489 §14.7)",
     "fingerprint-not-last": "an attribute follows FINGERPRINT (RFC 8489 §14.7)",
     "attribute-after-integrity": "attribute after MESSAGE-INTEGRITY(-SHA256) (RFC 8489 §14.5-6)",
+    "unpadded-attributes": "attributes are not padded to 4 bytes (pre-RFC 5389 / [MS-TURN])",
     "duplicate-attribute": "an attribute meaningful once appears more than once (RFC 8489 §14)",
     "bad-channel-padding": "ChannelData padding bytes are not zero (RFC 8656 §12.5)",
     "missing-channel-padding": "ChannelData over TCP is not padded to 4 bytes (RFC 8656 §12.5)",
@@ -91,6 +94,11 @@ _ORDERED: dict[int, tuple[int, ...]] = {
     FINGERPRINT: (),
 }
 """RFC 8489 §14.5-14.7: what may follow each integrity attribute (nothing follows FINGERPRINT)."""
+
+_PADDED_WALK_FINDINGS = frozenset(
+    {"attribute-overrun", "nonzero-padding", "missing-padding", "attribute-header-truncated"}
+)
+"""Findings of the padded walk that an unpadded re-read explains away."""
 
 _new = tuple.__new__
 """Build the NamedTuples with the C constructor: their generated ``__new__`` costs a Python call."""
@@ -167,6 +175,11 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
             return DecodeFailure(pos, "not-stun", "no magic cookie and attributes do not tile")
         if pos < end:
             findings.append("attribute-header-truncated")
+    if length & 3 and ("attribute-overrun" in findings or pos != end):
+        unpadded = _unpadded_attributes(data, end)
+        if unpadded is not None:
+            attributes = unpadded
+            findings = [f for f in findings if f not in _PADDED_WALK_FINDINGS] + ["unpadded-attributes"]
     types = [attr[0] for attr in attributes]
     if MESSAGE_INTEGRITY in types or MESSAGE_INTEGRITY_SHA256 in types or FINGERPRINT in types:
         _seal_findings(types, findings)
@@ -193,6 +206,25 @@ def _fingerprint_ok(data: bytes, attr: Attribute, length: int) -> bool:
     else:
         crc = crc32(data[4:offset], crc32(covered.to_bytes(2, "big"), crc32(data[:2])))
     return int.from_bytes(attr[3], "big") == crc ^ FINGERPRINT_XOR
+
+
+def _unpadded_attributes(data: bytes, end: int) -> list[Attribute] | None:
+    """The attributes when they tile the message without padding, else None.
+
+    Pre-RFC 5389 drafts, still spoken by [MS-TURN] servers (Lync/Teams), did not pad attribute
+    values to 4 bytes: their messages have a length that is not a multiple of 4 and attributes
+    that only line up when read back to back.
+    """
+    attributes = []
+    pos = HEADER_LEN
+    while pos + 4 <= end:
+        attr_type, attr_len = _UNPACK_TLV(data, pos)
+        stop = pos + 4 + attr_len
+        if stop > end:
+            return None
+        attributes.append(_new(Attribute, (attr_type, pos, attr_len, data[pos + 4:stop])))
+        pos = stop
+    return attributes if pos == end else None
 
 
 def _seal_findings(types: list[int], findings: list[str]) -> None:
