@@ -70,6 +70,7 @@ def record(name: str, outdir: Path = HERE, keep_workdir: bool = False) -> Path:
     try:
         with dumpcap(tmp, plan.bpf()):
             result = fn(plan)
+        tmp.chmod(0o644)
         tmp.replace(out)
         sdp = outdir / f"{name}.sdp"
         if result.sdp:

@@ -626,7 +626,7 @@ def ice_wrong_password(plan: Plan | None = None) -> Result:
             await a.close()
             await b.close()
 
-    return _ice(plan, "ice-wrong-password", body)
+    return _ice(plan, "ice-wrong-password", body, retry_max=4)
 
 
 def ice_unreachable(plan: Plan | None = None) -> Result:
