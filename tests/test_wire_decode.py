@@ -185,9 +185,9 @@ def test_ms_turn_mux_unwraps_the_inner_message() -> None:
 
 def test_unpadded_attributes_of_ms_turn_servers() -> None:
     """[MS-TURN] servers send attributes back to back; the message only tiles that way."""
-    body = b"\x00\x09\x00\x05" + b"\x00\x00\x04\x01X" + b"\x80\x22\x00\x03abc"
+    body = b"\x00\x09\x00\x05" + b"\x00\x00\x04\x01X" + b"\x80\x22\x00\x04abcd"
     msg = _stun(_header(0x0113, len(body)) + body)
     assert msg.findings == ("length-not-multiple-of-4", "unpadded-attributes")
     assert [(a.type, a.offset, a.raw) for a in msg.attributes] == [
-        (0x0009, 20, b"\x00\x00\x04\x01X"), (0x8022, 29, b"abc"),
+        (0x0009, 20, b"\x00\x00\x04\x01X"), (0x8022, 29, b"abcd"),
     ]

@@ -175,7 +175,7 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
             return DecodeFailure(pos, "not-stun", "no magic cookie and attributes do not tile")
         if pos < end:
             findings.append("attribute-header-truncated")
-    if length & 3 and ("attribute-overrun" in findings or pos != end):
+    if length & 3 and ("attribute-overrun" in findings or pos < end):
         unpadded = _unpadded_attributes(data, end)
         if unpadded is not None:
             attributes = unpadded
