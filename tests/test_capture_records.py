@@ -111,10 +111,24 @@ def test_truncated_gzip_stream_reports_after_good_records(tmp_path: Path) -> Non
     frames = [bytes([i]) * 200 for i in range(200)]
     packed = gzip.compress(pcap(frames))
     got = []
-    with pytest.raises(CaptureError, match="x.pcap"):
+    with pytest.raises(CaptureError, match=r"x.pcap: truncated gzip stream after frame \d+$"):
         for record in read_records(_write(tmp_path, packed[: len(packed) // 2])):
             got.append(record.data)
     assert got == frames[: len(got)] and got
+
+
+def test_garbage_after_a_gzip_member_is_reported_after_its_records(tmp_path: Path) -> None:
+    got = []
+    with pytest.raises(CaptureError, match="corrupt gzip data after frame 1"):
+        for record in read_records(_write(tmp_path, gzip.compress(pcap([b"abc"])) + b"garbage!")):
+            got.append(record.data)
+    assert got == [b"abc"]
+
+
+def test_several_gzip_members_are_one_stream(tmp_path: Path) -> None:
+    whole = pcap([b"a", b"b", b"c"])
+    path = _write(tmp_path, gzip.compress(whole[:30]) + gzip.compress(whole[30:]))
+    assert [r.data for r in read_records(path)] == [b"a", b"b", b"c"]
 
 
 def test_truncated_pcapng_block(tmp_path: Path) -> None:

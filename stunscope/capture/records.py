@@ -128,9 +128,12 @@ def read_records(path: str | Path) -> Iterator[Record]:
             raise CaptureError(f"{name}: not a pcap or pcapng file: {_describe(head + stream.read(60))}")
     except _Damage as exc:
         raise CaptureError(f"{name}: {exc.what} at byte {exc.offset} (frame {exc.frame})") from None
-    except (OSError, EOFError, zlib.error) as exc:
-        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise CaptureError(f"{name}: read error after frame {frame_box[0]}: {detail}") from None
+    except EOFError:
+        raise CaptureError(f"{name}: truncated gzip stream after frame {frame_box[0]}") from None
+    except zlib.error as exc:
+        raise CaptureError(f"{name}: corrupt gzip data after frame {frame_box[0]}: {exc}") from None
+    except OSError as exc:
+        raise CaptureError(f"{name}: read error after frame {frame_box[0]}: {exc.strerror or exc}") from None
     finally:
         raw.close()
 
