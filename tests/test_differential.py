@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import bundled_captures, corpus_files
-from stunscope.report.crosscheck import KNOWN_CASES, CrosscheckResult, compare, crosscheck
-from stunscope.wire.encode import encode_attribute, encode_message, encode_ms_turn_mux, encode_u32
+from stunscope.report.crosscheck import KNOWN_CASES, CrosscheckResult, Disagreement, compare, crosscheck
+from stunscope.wire.encode import encode_message, encode_ms_turn_mux, encode_u32
 
 pytestmark = [
     pytest.mark.tshark,
@@ -115,3 +115,24 @@ def test_every_known_case_is_documented() -> None:
     doc = (ROOT / "docs" / "tshark-disagreements.md").read_text()
     for case in KNOWN_CASES:
         assert f"`{case}`" in doc, case
+
+
+def test_crosscheck_command_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from stunscope.cli import main
+
+    path = _pcap(tmp_path, [encode_message(0x201, 0, b"w" * 12, [(0x8022, b"test")])])
+    assert main(["crosscheck", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "[known: method-above-0xff]" in out and "0 unexplained" in out
+    def compare_with_a_bug(ours: dict, theirs: dict, result: CrosscheckResult) -> CrosscheckResult:
+        compare(ours, theirs, result)
+        result.disagreements.append(Disagreement(1, "txid", "aa", "bb", None))
+        return result
+
+    monkeypatch.setattr("stunscope.report.crosscheck.compare", compare_with_a_bug)
+    assert main(["crosscheck", str(path)]) == 1
+    assert "UNEXPLAINED" in capsys.readouterr().out
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["crosscheck", str(path)]) == 3
+    assert capsys.readouterr().err.count("\n") == 1
