@@ -100,3 +100,32 @@ def test_classic_rfc3489_shared_secret(corpus: Path) -> None:
     messages = [msg for _, _, msg in _messages(_file(corpus, "ntop+nDPI/zoom.pcap"))]
     assert all(not msg.magic and len(msg.txid) == 16 for msg in messages)
     assert Counter(msg.method for msg in messages) == {0x002: 9, 0x001: 9}
+
+
+def _tcp_frames(path: Path) -> list[tuple[int, bytes, str]]:
+    """Frames of every TCP direction, fed in capture order (these captures have no reordering)."""
+    from stunscope.wire.framing import StreamFramer
+
+    framers: dict[tuple, StreamFramer] = {}
+    frames = []
+    for record in read_records(path):
+        segment = decode_frame(record.linktype, record.data)
+        if isinstance(segment, Transport) and segment.proto == 6 and segment.payload:
+            key = (segment.src, segment.sport, segment.dst, segment.dport)
+            framer = framers.setdefault(key, StreamFramer())
+            frames += [(record.frame, frame, framer.mode) for frame in framer.feed(segment.payload)]
+    assert all(framer.skipped == 0 and framer.pending == 0 for framer in framers.values())
+    return frames
+
+
+def test_several_stun_messages_in_one_tcp_segment(corpus: Path) -> None:
+    frames = _tcp_frames(_file(corpus, "ntop+nDPI/stun_tcp_multiple_msgs_same_pkt.pcap"))
+    assert [frame for frame, _, _ in frames] == [2, 3, 4, 5, 5, 5]
+    assert all(isinstance(decode_message(data_), StunMessage) for _, data_, _ in frames)
+
+
+def test_ice_tcp_rfc4571_framing_is_detected(corpus: Path) -> None:
+    frames = _tcp_frames(_file(corpus, "ntop+nDPI/stun.pcap"))
+    modes = Counter(mode for _, _, mode in frames)
+    assert modes["rfc4571"] > 0 and modes["stun"] > 0
+    assert all(classify(data_) == "stun" for _, data_, _ in frames)
