@@ -70,6 +70,9 @@ _SOCKET_BUFFER = 16 * 1024 * 1024
 _BATCH = 512
 """Most frames read from the socket per wake-up of the sniffer thread."""
 
+_DRAIN_S = 2.0
+"""At a stop, how long at most to keep reading frames the socket buffer still holds."""
+
 # Linux constants (linux/if_packet.h, asm-generic/socket.h, linux/if_arp.h).
 _ETH_P_ALL = 0x0003
 _SOL_PACKET = 263
@@ -213,10 +216,10 @@ class _FrameSocket:
         """What scapy's sniffer loop calls to wait for readable sockets."""
         return select.select(sockets, [], [], remain)[0]
 
-    def recv(self, _size: int = 0) -> _Batch:
-        """Every frame readable now, up to ``_BATCH``; waits for the first one."""
+    def recv(self, _size: int = 0, wait: bool = True) -> _Batch:
+        """Every frame readable now, up to ``_BATCH``; waits for the first one if ``wait``."""
         batch = _Batch()
-        flags = 0
+        flags = 0 if wait else socket.MSG_DONTWAIT
         sock, buf, view = self._sock, self._buf, self._view
         while len(batch) < _BATCH:
             try:
@@ -351,7 +354,7 @@ class LiveCapture:
         self._frames = frame
         self._ready.set()
 
-    def _reached_count(self, _batch: _Batch) -> bool:
+    def _reached_count(self, _batch: _Batch | None) -> bool:
         return 0 < self._count <= self._frames
 
     def _tick(self) -> None:
@@ -369,10 +372,18 @@ class LiveCapture:
                 self._finish()
 
     def _finish(self) -> None:
-        """Once the sniffer thread is over: close the socket and the file, wake the reader."""
+        """Once the sniffer thread is over: take in what the kernel still holds for the socket
+        (frames captured before the stop, not yet read), close the socket and the file, wake
+        the reader."""
         with self._finish_lock:
             if self._finished.is_set():
                 return
+            deadline = time.monotonic() + _DRAIN_S
+            while not self._reached_count(None) and time.monotonic() < deadline:
+                batch = self._socket.recv(wait=False)
+                if not batch:
+                    break
+                self._on_batch(batch)
             self._socket.close()
             if self._writer is not None:
                 self._writer.close()
