@@ -6,9 +6,10 @@ nonces, ufrags and RTTs; none of those appear in the story. What does:
 - ``verdicts``: the set of verdict codes with their severity;
 - ``transactions.METHOD``: the set of outcomes seen for each method (``success``, ``error 401``,
   ``timeout``, ...); ``rtt.METHOD``: the median RTT, changed only beyond a tolerance;
-- ``ice``: how many sessions, and for each (in order of first frame) its state, role, the
-  candidate types of its selected pair, whether roles conflicted, and the type pairs that
-  succeeded;
+- ``ice``: how many sessions, and for each (in order of first frame) its state, the candidate
+  types of its selected pair, whether roles conflicted, and the type pairs that succeeded. Types
+  are sorted (``host/relay``) and roles left out, because which agent a capture calls local is
+  whichever sent the first check seen;
 - ``allocations``: how many, and for each its transport, state, and how many permissions and
   channels it had;
 - ``nat``: the set of mapping/filtering behaviours and RFC 3489 types.
@@ -127,9 +128,11 @@ def _outcome(transaction: dict[str, Any]) -> str:
 
 
 def _pair_types(pair: Any) -> str | None:
+    """The pair's candidate types, sorted: which agent a capture calls local is a race (the
+    first check seen), so ``host/relay`` and ``relay/host`` are the same story."""
     if not isinstance(pair, dict):
         return None
-    return f"{pair.get('local_type')}/{pair.get('remote_type')}"
+    return "/".join(sorted((str(pair.get("local_type")), str(pair.get("remote_type")))))
 
 
 def _median(values: list[float]) -> float:
@@ -156,10 +159,7 @@ def story(analysis: dict[str, Any]) -> dict[str, Fact]:
     for number, session in enumerate(sessions, 1):
         prefix = f"ice[{number}]"
         selected = session.get("selected_pair")
-        controlling = session.get("controlling")
         facts[f"{prefix}.state"] = Fact(session.get("state"), _frames(session))
-        facts[f"{prefix}.role"] = Fact(None if controlling is None else
-                                       ("controlling" if controlling else "controlled"))
         facts[f"{prefix}.selected"] = Fact(_pair_types(selected),
                                            _frames(selected) if isinstance(selected, dict) else ())
         facts[f"{prefix}.role_conflict"] = Fact(bool(session.get("role_conflicts")))
@@ -208,7 +208,7 @@ def compare(baseline: dict[str, Any], new: dict[str, Any],
 
 
 def _merge_one_sided(differences: list[Difference]) -> list[Difference]:
-    """Fold ``ice[2].state``, ``ice[2].role`` ... into one ``ice[2]`` when one side lacks it."""
+    """Fold ``ice[2].state``, ``ice[2].selected`` ... into one ``ice[2]`` when one side lacks it."""
     merged: list[Difference] = []
     groups: dict[str, list[Difference]] = {}
     for difference in differences:

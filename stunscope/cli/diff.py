@@ -22,7 +22,7 @@ examples:
   stunscope diff baseline.json today.pcapng
   stunscope diff yesterday.pcapng today.pcapng --format json
 
-compared: verdict codes and severities; per ICE session its state, role, the candidate types of
+compared: verdict codes and severities; per ICE session its state, the candidate types (sorted) of
 the selected pair (host/srflx/prflx/relay) and of the pairs that succeeded; per allocation its
 transport, state, permission and channel counts; per method the set of transaction outcomes and
 the median RTT (changed beyond --rtt-tolerance-ms plus half the baseline's value); NAT behaviour.
