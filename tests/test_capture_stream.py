@@ -247,3 +247,35 @@ def test_corpus_turn_capture_has_tunnels_and_icmp() -> None:
     tunnels = {e.tunnel for e in events if isinstance(e, MessageEvent)}
     assert tunnels == {None, "channeldata", "send", "data"}
     assert sum(isinstance(e, Unreachable) for e in events) == 1
+
+
+def test_channel_above_0x4fff_is_channeldata_once_bound() -> None:
+    bind = stun(0x009, 0, b"B" * 12, [(0x000C, b"\x64\x94\x00\x00"), (0x0012, xor_peer("198.51.100.9", 4000))])
+    ok = stun(0x009, 2, b"B" * 12)
+    media = channeldata(0x6494, b"\x80" * 20)
+    stats = CaptureStats()
+    records = _records(_udp(media), _udp(bind), _udp(ok, reverse=True), _udp(media), _udp(media, reverse=True))
+    events = list(iter_events(records, stats=stats))
+    assert [(e.frame, e.kind) for e in events] == [(2, "stun"), (3, "stun"), (4, "channeldata"), (5, "channeldata")]
+    assert events[2].channel == 0x6494
+    assert (stats.kinds["quic"], stats.kinds["channeldata"]) == (1, 2)  # frame 1: before the bind
+
+
+def test_channel_bound_on_another_pair_stays_quic() -> None:
+    bind = stun(0x009, 0, b"B" * 12, [(0x000C, b"\x64\x94\x00\x00")])
+    ok = stun(0x009, 2, b"B" * 12)
+    other = IP(src="10.0.0.9", dst=SERVER.ip) / UDP(sport=5000, dport=SERVER.port) / channeldata(0x6494, b"\x80" * 20)
+    events = list(iter_events(_records(_udp(bind), _udp(ok, reverse=True), other)))
+    assert [e.frame for e in events] == [1, 2]
+
+
+def test_tcp_stream_starting_like_channeldata_without_stun_is_not_tracked() -> None:
+    mysql = b"\x40\x00\x00\x01" + b"\x0a" + b"8.0.36\x00" + b"\x00" * 52  # a MySQL greeting
+    stats = CaptureStats()
+    assert list(iter_events(_records(_tcp(mysql, 1, reverse=True)), stats=stats)) == []
+    assert stats.tcp_streams == 0
+
+
+def test_tcp_channeldata_direction_is_tracked_when_the_reverse_carries_stun() -> None:
+    records = _records(_tcp(stun(txid=b"A" * 12), 1), _tcp(channeldata(0x4001, b"\x80" * 8), 1, reverse=True))
+    assert [(e.frame, e.kind) for e in iter_events(records)] == [(1, "stun"), (2, "channeldata")]

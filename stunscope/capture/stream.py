@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from stunscope.capture.channels import CHANNEL_BIND, BoundChannels
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
 from stunscope.capture.fragments import FragmentTable
 from stunscope.capture.layers import UDP, IcmpQuote, Transport, decode_frame
@@ -54,7 +55,8 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
     fragments = FragmentTable(stats)
     tcp = TcpReassembler(stats)
     endpoint = _endpoint_cache()
-    payload_events = _PayloadDecoder(stats).events
+    channels = BoundChannels()
+    payload_events = _PayloadDecoder(stats, channels).events
     for frame, ts, linktype, data, orig_len in records:
         stats.frames += 1
         stats.bytes += orig_len
@@ -66,9 +68,13 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
             proto, src_ip, dst_ip, sport, dport, payload, seq, flags = unwrapped
             if proto == UDP:
                 kind = classify(payload)
+                if kind not in _MESSAGE_KINDS:
+                    if kind != "quic" or not channels or not channels.is_bound(endpoint(src_ip, sport), endpoint(dst_ip, dport), payload):
+                        kinds[kind] += 1
+                        continue
+                    kind = "channeldata"  # a channel above 0x4FFF that a ChannelBind bound
                 kinds[kind] += 1
-                if kind in _MESSAGE_KINDS:
-                    yield from payload_events(frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", kind, payload, 0)
+                yield from payload_events(frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", kind, payload, 0)
                 continue
             key = (src_ip, sport, dst_ip, dport)
             messages = tcp.segment(key, seq, flags, payload)
@@ -106,12 +112,14 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
 
 
 class _PayloadDecoder:
-    """Decodes one classified payload into its events and counts them in the stats."""
+    """Decodes one classified payload into its events, counts them in the stats and follows
+    ChannelBind transactions."""
 
-    __slots__ = ("_stats",)
+    __slots__ = ("_stats", "_channels")
 
-    def __init__(self, stats: CaptureStats) -> None:
+    def __init__(self, stats: CaptureStats, channels: BoundChannels) -> None:
         self._stats = stats
+        self._channels = channels
 
     def events(
         self, frame: int, ts: float, src: Endpoint, dst: Endpoint, transport: str, kind: str, payload: bytes, index: int
@@ -141,6 +149,8 @@ class _PayloadDecoder:
             return self._undecodable(frame, ts, src, dst, transport, message)
         kind = "stun" if message.magic else "classic-stun"
         event = new(MessageEvent, (frame, ts, src, dst, transport, kind, message, None, None, None, index))
+        if message.method == CHANNEL_BIND:
+            self._channels.note(message, src, dst)
         tunnel = _TUNNELS.get(message.method)
         if tunnel is not None and message.cls is MessageClass.INDICATION:
             inner = data_attribute(message)

@@ -6,8 +6,9 @@ of a hole. Each tracked direction feeds its in-order bytes to a
 :class:`~stunscope.wire.framing.StreamFramer`, which cuts STUN, ChannelData (RFC 8656 §12.5) and
 RFC 4571/6544-framed messages.
 
-Only directions whose data looks like STUN or ChannelData are tracked, so TLS or HTTP
-connections cost nothing. Memory is bounded: at most ``max_directions`` directions (the least
+Only directions whose data starts with a STUN message are tracked (or with ChannelData, when the
+other direction carries STUN), so TLS, HTTP or MySQL connections cost nothing and are never
+mistaken for TURN. Memory is bounded: at most ``max_directions`` directions (the least
 recently used is evicted) and ``max_pending`` out-of-order bytes per direction; past that, the
 hole is declared lost (a counted gap) and the framer starts afresh after it. RFC 6062: after a
 ConnectionBind success a connection carries the peer's raw data, so both of its directions turn
@@ -34,21 +35,22 @@ def _delta(seq: int, base: int) -> int:
     return ((seq - base + _HALF) % _SEQ_MOD) - _HALF
 
 
-def looks_like_stream_start(payload: bytes) -> bool:
-    """True when a segment starts with a STUN header (RFC 8489 §5), a ChannelData header
-    (RFC 8656 §12.4), a STUN header behind an RFC 4571 length (RFC 6544 §3) or behind an
-    [MS-TURN] §2.1.4 TCP frame header."""
-    if len(payload) < 4:
-        return False
-    if payload[4:8] == _COOKIE and payload[0] < 0x40:
-        return True
-    if payload[6:10] == _COOKIE and payload[2] < 0x40:
-        return ((payload[0] << 8) | payload[1]) >= 20
-    if payload[8:12] == _COOKIE and payload[0] in (2, 3) and payload[1] == 0:
-        return True
-    # ChannelData (channels 0x4000-0x4FFF): only when the first message fits, so that text
-    # protocols whose first bytes fall in that range are not mistaken for it.
-    return 0x40 <= payload[0] <= 0x4F and 4 + ((payload[2] << 8) | payload[3]) <= len(payload)
+def starts_with_stun(payload: bytes) -> bool:
+    """True when a segment starts with a STUN header (RFC 8489 §5: cookie, length a multiple of
+    4), bare, behind an RFC 4571 length (RFC 6544 §3) or behind an [MS-TURN] §2.1.4 frame header.
+    A TURN-TCP or ICE-TCP connection starts this way (RFC 8656 §5: the client sends Allocate)."""
+    if payload[4:8] == _COOKIE:
+        return payload[0] < 0x40 and not payload[3] & 3
+    if payload[6:10] == _COOKIE:
+        return payload[2] < 0x40 and not payload[5] & 3 and ((payload[0] << 8) | payload[1]) >= 20
+    return payload[8:12] == _COOKIE and payload[0] in (2, 3) and payload[1] == 0
+
+
+def starts_with_channeldata(payload: bytes) -> bool:
+    """True when a segment starts with a whole ChannelData message (RFC 8656 §12.4, channels
+    0x4000-0x4FFF). Alone this is weak evidence (MySQL and XMPP bytes pass it), so it only
+    starts a direction whose reverse direction already carries STUN."""
+    return len(payload) >= 4 and 0x40 <= payload[0] <= 0x4F and 4 + ((payload[2] << 8) | payload[3]) <= len(payload)
 
 
 class _Direction:
@@ -93,8 +95,12 @@ class TcpReassembler:
             if state is not None:
                 state = None  # a new connection on the same ports
         if state is None:
-            if not payload or not looks_like_stream_start(payload):
+            if not payload:
                 return None
+            if not starts_with_stun(payload):
+                src, sport, dst, dport = key
+                if (dst, dport, src, sport) not in dirs or not starts_with_channeldata(payload):
+                    return None
             isn = self._syn.pop(key, None)
             state = _Direction(seq if isn is None else (isn + 1) % _SEQ_MOD)
             self._stats.tcp_streams += 1
