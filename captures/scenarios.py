@@ -452,6 +452,152 @@ def turn_tcp(plan: Plan | None = None) -> Result:
         return Result("turn-tcp")
 
 
+def turn_wrong_password(plan: Plan | None = None) -> Result:
+    """turnutils_uclient with the wrong password for alice: the 401 challenge, then the
+    authenticated Allocate is answered 401 again (and again on the client's retries): a wrong
+    password (turn-auth-failure). No allocation is made."""
+    with _planned(plan) as plan:
+        with turnserver(plan), turn_peer(plan):
+            _uclient(plan, "-c", password=WRONG_PASSWORD, timeout=12)
+            time.sleep(0.3)
+        return Result("turn-wrong-password")
+
+
+def turn_stale_nonce(plan: Plan | None = None) -> Result:
+    """coturn with --stale-nonce=3: a Python TURN client allocates, then after 4 s sends a
+    Refresh with the old nonce, gets 438 Stale Nonce with a new NONCE, and retries successfully;
+    the same happens to a CreatePermission; then it deallocates (Refresh LIFETIME 0)."""
+    with _planned(plan) as plan:
+        with turnserver(plan, extra=("--stale-nonce=3",)):
+            c = TurnClient(("127.0.0.1", plan.server_port))
+            try:
+                c.allocate()
+                time.sleep(4)
+                c.refresh(600)
+                time.sleep(4)
+                c.create_permission("127.0.0.1", plan.peer_port)
+                c.refresh(0)
+            finally:
+                c.close()
+            time.sleep(0.2)
+        return Result("turn-stale-nonce")
+
+
+def turn_forbidden_peer(plan: Plan | None = None) -> Result:
+    """coturn refuses peer 127.0.0.3 (--denied-peer-ip=127.0.0.3; other loopback peers are
+    allowed): turnutils_uclient's ChannelBind (first run) and CreatePermission (second run, -s)
+    toward 127.0.0.3 get 403 Forbidden (turn-forbidden-peer)."""
+    with _planned(plan) as plan:
+        with turnserver(plan, extra=("--denied-peer-ip=127.0.0.3",)):
+            _uclient(plan, "-c", peer="127.0.0.3", n=2, timeout=12)
+            time.sleep(0.3)
+            _uclient(plan, "-c", "-s", peer="127.0.0.3", n=2, timeout=12)
+            time.sleep(0.3)
+        return Result("turn-forbidden-peer")
+
+
+def turn_allocation_mismatch(plan: Plan | None = None) -> Result:
+    """A Python TURN client allocates (401 then success), then sends a second Allocate from the
+    same 5-tuple: 437 Allocation Mismatch (turn-allocation-mismatch). Then it deallocates."""
+    with _planned(plan) as plan:
+        with turnserver(plan):
+            c = TurnClient(("127.0.0.1", plan.server_port))
+            try:
+                c.allocate()
+                c.allocate()
+                c.refresh(0)
+            finally:
+                c.close()
+            time.sleep(0.2)
+        return Result("turn-allocation-mismatch")
+
+
+def turn_expired(plan: Plan | None = None) -> Result:
+    """coturn with --max-allocate-lifetime=3: a Python TURN client allocates (LIFETIME 3 granted),
+    creates a permission for the echo peer (turnutils_peer) and exchanges Send/Data indications,
+    lets the allocation expire (no Refresh for 5 s), then sends a Send indication (dropped) and
+    a Refresh that gets 437 Allocation Mismatch (turn-allocation-expired)."""
+    with _planned(plan) as plan:
+        with turnserver(plan, extra=("--max-allocate-lifetime=3",)), turn_peer(plan):
+            c = TurnClient(("127.0.0.1", plan.server_port))
+            try:
+                c.allocate(lifetime=3)
+                c.create_permission("127.0.0.1", plan.peer_port)
+                c.send_indication("127.0.0.1", plan.peer_port, b"before expiry")
+                time.sleep(5)
+                c.send_indication("127.0.0.1", plan.peer_port, b"after expiry")
+                c.refresh(600)
+            finally:
+                c.close()
+            time.sleep(0.3)
+        return Result("turn-expired")
+
+
+def turn_data_without_permission(plan: Plan | None = None) -> Result:
+    """A Python TURN client allocates and creates a permission for 127.0.0.1 only, sends a Send
+    indication to the echo peer on 127.0.0.1 (relayed, echoed back as a Data indication), then
+    Send indications to 127.0.0.5 where it has no permission: coturn drops them silently
+    (turn-data-without-permission). Then it deallocates."""
+    with _planned(plan) as plan:
+        with turnserver(plan), turn_peer(plan):
+            c = TurnClient(("127.0.0.1", plan.server_port))
+            try:
+                c.allocate()
+                c.create_permission("127.0.0.1", plan.peer_port)
+                c.send_indication("127.0.0.1", plan.peer_port, b"hello permitted peer")
+                time.sleep(0.3)
+                for i in range(2):
+                    c.send_indication("127.0.0.5", plan.port(PEER2), f"no permission {i}".encode())
+                    time.sleep(0.2)
+                c.refresh(0)
+            finally:
+                c.close()
+            time.sleep(0.2)
+        return Result("turn-data-without-permission")
+
+
+def unanswered(plan: Plan | None = None) -> Result:
+    """Binding requests nobody answers. First an aioice agent gathers candidates with a STUN
+    server that reads and never answers: its Binding request is retransmitted (RTO 500 ms,
+    doubling) until aioice gives up gathering after 5 s. Then turnutils_stunclient asks a
+    port where nothing listens: Linux answers with ICMP port unreachable (unanswered-request)."""
+    import aioice
+
+    with _planned(plan) as plan:
+        sink = _Sink(("127.0.0.1", plan.port(SINK)))
+        try:
+            async def body(plan, result):
+                a = aioice.Connection(ice_controlling=True, use_ipv6=False,
+                                      stun_server=("127.0.0.1", plan.port(SINK)))
+                try:
+                    await a.gather_candidates()
+                    result.notes.append("candidates: " + ", ".join(
+                        c.type for c in a.local_candidates))
+                finally:
+                    await a.close()
+
+            result = _ice(plan, "unanswered", body)
+            _run(["turnutils_stunclient", "-p", str(plan.dead_port), "127.0.0.1"], plan, 2.5)
+            time.sleep(0.2)
+        finally:
+            sink.close()
+        return result
+
+
+def ipv6(plan: Plan | None = None) -> Result:
+    """STUN and TURN over IPv6 loopback: turnserver listening and relaying on ::1,
+    turnutils_stunclient Binding to [::1], then turnutils_uclient (-x: IPv6 relay) with
+    turnutils_peer on [::1]: 401, Allocate with XOR-RELAYED-ADDRESS [::1], permissions,
+    channels and ChannelData, deallocation."""
+    with _planned(plan) as plan:
+        with turnserver(plan, ips=("::1",)), turn_peer(plan, ip="::1"):
+            _run(["turnutils_stunclient", "-p", str(plan.server_port), "::1"], plan, 10)
+            time.sleep(0.2)
+            _uclient(plan, "-c", "-x", server="::1", peer="::1")
+            time.sleep(0.3)
+        return Result("ipv6")
+
+
 # --------------------------------------------------------------------------- aioice scenarios
 
 
@@ -548,7 +694,7 @@ def ice_host(plan: Plan | None = None) -> Result:
     """Two aioice agents on 127.0.0.1 (A controlling, B controlled) with host candidates only:
     connectivity checks both ways, nomination (USE-CANDIDATE), a few datagrams each way, and
     consent-freshness checks (RFC 7675) on the selected pair (aioice's interval shortened to
-    1 s so they fit in a short capture)."""
+    1 s, so each agent sends exactly one in the 1.4 s the capture lasts after connecting)."""
     import aioice
 
     async def body(plan, result):
@@ -560,7 +706,7 @@ def ice_host(plan: Plan | None = None) -> Result:
             await _exchange(a, b)
             result.notes += await _connect_both(a, b, 20)
             await _talk(a, b)
-            await asyncio.sleep(2.5)  # consent checks
+            await asyncio.sleep(1.4)  # exactly one consent check per agent (every 0.8-1.2 s)
             result.sdp = _sdp([("A", a), ("B", b)])
         finally:
             await a.close()
@@ -706,6 +852,14 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
     "binding": binding,
     "turn-udp": turn_udp,
     "turn-tcp": turn_tcp,
+    "turn-wrong-password": turn_wrong_password,
+    "turn-stale-nonce": turn_stale_nonce,
+    "turn-forbidden-peer": turn_forbidden_peer,
+    "turn-allocation-mismatch": turn_allocation_mismatch,
+    "turn-expired": turn_expired,
+    "turn-data-without-permission": turn_data_without_permission,
+    "unanswered": unanswered,
+    "ipv6": ipv6,
     "ice-host": ice_host,
     "ice-host-2": ice_host_2,
     "ice-turn-relay": ice_turn_relay,
