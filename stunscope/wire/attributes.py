@@ -384,8 +384,14 @@ def attribute_value(msg: StunMessage, attr: Attribute) -> Value:
     Addresses are ``"1.2.3.4:3478"`` / ``"[::1]:3478"`` strings; unknown attributes are the raw
     value in hex; malformed ones ``{"malformed": "<why>"}``.
     """
-    value = _typed(msg, attr)
-    return str(value) if isinstance(value, Endpoint) else value
+    attr_type, _, length, raw = attr
+    if length != len(raw):
+        return _malformed(f"value truncated: {len(raw)} of {length} bytes")
+    decoder = _DECODER_BY_TYPE.get(attr_type)
+    if decoder is None:
+        return raw.hex()
+    value = decoder(raw, msg)
+    return str(value) if value.__class__ is Endpoint else value
 
 
 def _format_dict(value: dict[str, Any]) -> str:

@@ -95,6 +95,14 @@ _ORDERED: dict[int, tuple[int, ...]] = {
 }
 """RFC 8489 §14.5-14.7: what may follow each integrity attribute (nothing follows FINGERPRINT)."""
 
+_SEALS = frozenset(_ORDERED)
+_LEGAL_TAILS = frozenset({
+    (FINGERPRINT,), (MESSAGE_INTEGRITY,), (MESSAGE_INTEGRITY, FINGERPRINT),
+    (MESSAGE_INTEGRITY_SHA256,), (MESSAGE_INTEGRITY_SHA256, FINGERPRINT),
+    (MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256), (MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256, FINGERPRINT),
+})
+"""Every legal sequence of integrity attributes ending a message (RFC 8489 §14.5-14.7)."""
+
 _PADDED_WALK_FINDINGS = frozenset(
     {"attribute-overrun", "nonzero-padding", "missing-padding", "attribute-header-truncated"}
 )
@@ -228,9 +236,16 @@ def _unpadded_attributes(data: bytes, end: int) -> list[Attribute] | None:
 
 
 def _seal_findings(types: list[int], findings: list[str]) -> None:
-    """RFC 8489 §14.5-14.7 ordering, checked from the first integrity attribute on (normally the
-    last two or three attributes): only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may follow
-    MESSAGE-INTEGRITY, only FINGERPRINT may follow MESSAGE-INTEGRITY-SHA256, nothing FINGERPRINT."""
+    """RFC 8489 §14.5-14.7 ordering: only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may follow
+    MESSAGE-INTEGRITY, only FINGERPRINT may follow MESSAGE-INTEGRITY-SHA256, nothing FINGERPRINT.
+
+    Fast path: the integrity attributes form one legal run at the end (the usual case).
+    """
+    tail = len(types)
+    while tail and types[tail - 1] in _ORDERED:
+        tail -= 1
+    if tuple(types[tail:]) in _LEGAL_TAILS and _SEALS.isdisjoint(types[:tail]):
+        return
     start = min(types.index(seal) for seal in _ORDERED if seal in types)
     sealed = _ORDERED[types[start]]
     for attr_type in types[start + 1:]:

@@ -186,16 +186,29 @@ ERROR_REASONS: dict[int, str] = {
 """IANA STUN Error Codes: code -> registered reason phrase."""
 
 
+class _Names(dict[int, str]):
+    """Code -> name, rendering unknown codes as hex without storing them (one C lookup when known)."""
+
+    def __init__(self, names: dict[int, str], digits: int) -> None:
+        super().__init__(names)
+        self._format = f"0x{{:0{digits}x}}"
+
+    def __missing__(self, code: int) -> str:
+        return self._format.format(code)
+
+
+_METHOD_NAMES = _Names(METHODS, 3)
+_ATTR_NAMES = _Names({code: spec.name for code, spec in ATTRIBUTES.items()}, 4)
+
+
 def method_name(code: int) -> str:
     """RFC name of a STUN method (``Binding``), or ``0x200``-style hex when unregistered."""
-    name = METHODS.get(code)
-    return name if name is not None else f"0x{code:03x}"
+    return _METHOD_NAMES[code]
 
 
 def attr_name(code: int) -> str:
     """RFC spelling of an attribute type (``XOR-MAPPED-ADDRESS``), or ``0x8047`` when unknown."""
-    spec = ATTRIBUTES.get(code)
-    return spec.name if spec is not None else f"0x{code:04x}"
+    return _ATTR_NAMES[code]
 
 
 def comprehension_required(code: int) -> bool:
