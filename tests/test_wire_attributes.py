@@ -183,6 +183,7 @@ def test_nonce_security_features() -> None:
     assert _value(0x0015, b"obMatJos2gAAAq")["security_features"] == ["password-algorithms"]
     assert _value(0x0015, b"obMatJos2AAAA")["security_features"] == []
     assert _value(0x0015, b"obMatJos2!!")["security_features"] == {"malformed": "the 4 feature characters are not base64"}
+    assert _value(0x0015, b"obMatJos2!!!!x")["security_features"] == {"malformed": "the 4 feature characters are not base64"}
     assert _value(0x0015, b"plain-nonce") == "plain-nonce"
     assert nonce(_msg((0x0015, b"obMatJos2AAAAx"))) == "obMatJos2AAAAx"
 

@@ -243,7 +243,7 @@ def _nonce(value: bytes, msg: StunMessage) -> Value:
     if not value.startswith(NONCE_COOKIE):
         return text
     try:
-        bits = int.from_bytes(binascii.a2b_base64(value[9:13] + b"=="), "big") if len(value) >= 13 else -1
+        bits = int.from_bytes(binascii.a2b_base64(value[9:13], strict_mode=True), "big") if len(value) >= 13 else -1
     except binascii.Error:
         bits = -1
     if not 0 <= bits < 1 << 24:
