@@ -27,9 +27,17 @@ from __future__ import annotations
 from typing import Any
 
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
-from stunscope.wire.attributes import attribute_value, error_code, xor_mapped, xor_peers, xor_relayed
+from stunscope.wire.attributes import (
+    attribute_value,
+    channel_number,
+    error_code,
+    username,
+    xor_mapped,
+    xor_peers,
+    xor_relayed,
+)
 from stunscope.wire.integrity import Keyring, check_fingerprint, check_integrity
-from stunscope.wire.message import ChannelData, MessageClass, StunMessage
+from stunscope.wire.message import ChannelData, Endpoint, MessageClass, StunMessage
 from stunscope.wire.registry import ATTRIBUTES, attr_name, method_name
 from stunscope.wire.text import safe_text
 
@@ -38,24 +46,33 @@ __all__ = ["MessageFormatter", "event_line", "event_to_json", "message_json"]
 _REQUEST = MessageClass.REQUEST
 _RESPONSES = (MessageClass.SUCCESS, MessageClass.ERROR)
 _USERNAME, _REALM = 0x0006, 0x0014
-_CHANNEL_NUMBER = 0x000C
 _WIRE_TEXT_KINDS = frozenset({"text", "nonce", "error-code", "address-error-code"})
-_WIRE_TEXT_TYPES = frozenset(code for code, spec in ATTRIBUTES.items() if spec.kind in _WIRE_TEXT_KINDS)
-"""Attributes whose decoded value carries sender-chosen text (RFC 8489 §14.3, §14.8-§14.10, §14.14)."""
+"""Value kinds that carry sender-chosen text (RFC 8489 §14.3, §14.8-§14.10, §14.14)."""
+_UNCACHEABLE_KINDS = frozenset({"xor-address", "data"})
+_UNCACHEABLE_TYPES = frozenset({0x0008, 0x001C, 0x8028})
+"""Values not worth caching: XOR addresses depend on the transaction id, DATA is large, and
+MESSAGE-INTEGRITY(-SHA256)/FINGERPRINT are unique per message. Everything else (USERNAME,
+PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...) depends on its bytes only and repeats."""
+
+# Summary roles of the attributes that feed the contract's top-level keys.
+_PEER, _FINGERPRINT, _INTEGRITY, _ERROR, _RELAYED, _MAPPED = 1, 2, 3, 4, 5, 6
+_ROLES = {0x0012: _PEER, 0x8028: _FINGERPRINT, 0x0008: _INTEGRITY, 0x001C: _INTEGRITY,
+          0x0009: _ERROR, 0x0016: _RELAYED, 0x0020: _MAPPED, 0x8020: _MAPPED, 0x0001: _MAPPED}
 _MAPPED_RANK = {0x0020: 0, 0x8020: 1, 0x0001: 2}
 """The reflexive address preference of :func:`~stunscope.wire.attributes.xor_mapped`."""
-_XOR_RELAYED, _XOR_PEER, _ERROR_CODE, _FINGERPRINT = 0x0016, 0x0012, 0x0009, 0x8028
-_INTEGRITY = frozenset({0x0008, 0x001C})
-_SUMMARY_TYPES = frozenset({*_MAPPED_RANK, _XOR_RELAYED, _XOR_PEER, _ERROR_CODE, _FINGERPRINT, *_INTEGRITY})
-_CACHEABLE_TYPES = frozenset(
-    code for code, spec in ATTRIBUTES.items()
-    if spec.kind not in ("xor-address", "data") and code not in (*_INTEGRITY, _FINGERPRINT))
-"""Attributes whose value depends on their bytes only and repeats across messages (USERNAME,
-PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...): XOR addresses depend on the transaction
-id, MACs and CRCs are unique, DATA is large."""
+
+_TypeInfo = tuple[str, bool, bool, int]
+"""(RFC name, value cacheable, value carries wire text, summary role or 0) of an attribute type."""
+_TYPE_INFO: dict[int, _TypeInfo] = {
+    code: (spec.name, spec.kind not in _UNCACHEABLE_KINDS and code not in _UNCACHEABLE_TYPES,
+           spec.kind in _WIRE_TEXT_KINDS, _ROLES.get(code, 0))
+    for code, spec in ATTRIBUTES.items()
+}
 _CACHEABLE_LEN = 64
 _CACHE_MAX = 4096
 """Decoded values kept per formatter (cleared when full): memory stays flat."""
+_CLASS_LABELS = {cls: cls.label for cls in MessageClass}
+_ENDPOINT_TEXT_MAX = 65536
 _DEFAULT_PENDING = 65536
 """Requests remembered for RTT/integrity: 65,536 outstanding transactions is far more than any
 client keeps in flight (RFC 8489 §6.2.1 paces new transactions), and caps memory at a few MB."""
@@ -95,44 +112,50 @@ def _summarize(msg: StunMessage, keyring: Keyring | None, username: str | None, 
     well-formed XOR-PEER-ADDRESS is a peer).
     """
     attributes = []
+    append = attributes.append
     seen: set[int] = set()
     mapped, mapped_rank, relayed, peers, err = None, 3, None, [], None
     has_fingerprint = signed = False
     for attr in msg.attributes:
         atype = attr.type
-        if cache is not None and atype in _CACHEABLE_TYPES and len(attr.raw) <= _CACHEABLE_LEN:
+        info = _TYPE_INFO.get(atype)
+        if info is None:  # unregistered: raw hex, nothing to clean or summarize
+            append({"type": atype, "name": attr_name(atype), "offset": attr.offset,
+                    "length": attr.length, "value": attribute_value(msg, attr)})
+            continue
+        name, cacheable, wire_text, role = info
+        if cacheable and cache is not None and len(attr.raw) <= _CACHEABLE_LEN:
             key = (atype, attr.raw)
             value = cache.get(key, cache)
             if value is cache:
                 value = attribute_value(msg, attr)
-                if atype in _WIRE_TEXT_TYPES:
+                if wire_text:
                     value = _clean(value)
                 if len(cache) >= _CACHE_MAX:
                     cache.clear()
                 cache[key] = value
         else:
             value = attribute_value(msg, attr)
-            if atype in _WIRE_TEXT_TYPES:
+            if wire_text:
                 value = _clean(value)
-        attributes.append({"type": atype, "name": attr_name(atype), "offset": attr.offset,
-                           "length": attr.length, "value": value})
-        if atype not in _SUMMARY_TYPES:
+        append({"type": atype, "name": name, "offset": attr.offset, "length": attr.length, "value": value})
+        if not role:
             continue
-        if atype == _XOR_PEER:
+        if role == _PEER:
             if value.__class__ is str:
                 peers.append(value)
             continue
         if atype in seen:
             continue
         seen.add(atype)
-        if atype == _FINGERPRINT:
+        if role == _FINGERPRINT:
             has_fingerprint = True
-        elif atype in _INTEGRITY:
+        elif role == _INTEGRITY:
             signed = True
-        elif atype == _ERROR_CODE:
+        elif role == _ERROR:
             err = value.get("code") if value.__class__ is dict else None
         elif value.__class__ is str:  # a well-formed address (malformed ones are dicts)
-            if atype == _XOR_RELAYED:
+            if role == _RELAYED:
                 relayed = value
             elif _MAPPED_RANK[atype] < mapped_rank:
                 mapped, mapped_rank = value, _MAPPED_RANK[atype]
@@ -176,6 +199,7 @@ class MessageFormatter:
         self.first_ts: float | None = None
         self._requests: dict[bytes, tuple[float, str | None, str | None]] = {}
         self._values: dict[tuple[int, bytes], Any] = {}
+        self._endpoints: dict[Endpoint, str] = {}
 
     def _track(self, event: MessageEvent, msg: StunMessage) -> tuple[float | None, str | None, str | None]:
         """Remember a request; for a response return (rtt_ms, request USERNAME, request REALM)."""
@@ -194,16 +218,26 @@ class MessageFormatter:
                 return round((event.ts - seen[0]) * 1000.0, 3), seen[1], seen[2]
         return None, None, None
 
+    def _endpoint_text(self, endpoint: Endpoint) -> str:
+        """``str(endpoint)``, memoised: a capture has few endpoints and many packets."""
+        found = self._endpoints.get(endpoint)
+        if found is None:
+            if len(self._endpoints) >= _ENDPOINT_TEXT_MAX:
+                self._endpoints.clear()
+            found = self._endpoints[endpoint] = str(endpoint)
+        return found
+
     def to_json(self, event: Event) -> dict[str, Any]:
         """The JSON object of one event (module doc); call in capture order."""
         if self.first_ts is None:
             self.first_ts = event.ts
+        text = self._endpoint_text
         cls = event.__class__
         if cls is MessageEvent:
             msg = event.message
             if msg.__class__ is ChannelData:
                 return {
-                    "frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
+                    "frame": event.frame, "ts": event.ts, "src": text(event.src), "dst": text(event.dst),
                     "transport": event.transport, "kind": "channeldata", "method": None, "class": None,
                     "txid": None, "mapped": None, "relayed": None, "peers": [], "error_code": None,
                     "fingerprint": None, "integrity": None, "channel": msg.channel,
@@ -214,9 +248,9 @@ class MessageFormatter:
             mapped, relayed, peers, err, fingerprint, integrity, attributes = _summarize(
                 msg, self.keyring, username, realm, self._values)
             return {
-                "frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
+                "frame": event.frame, "ts": event.ts, "src": text(event.src), "dst": text(event.dst),
                 "transport": event.transport, "kind": event.kind, "method": method_name(msg.method),
-                "class": msg.cls.label, "txid": msg.txid.hex(), "mapped": mapped, "relayed": relayed,
+                "class": _CLASS_LABELS[msg.cls], "txid": msg.txid.hex(), "mapped": mapped, "relayed": relayed,
                 "peers": peers, "error_code": err, "fingerprint": fingerprint, "integrity": integrity,
                 "channel": event.channel, "tunnel": event.tunnel, "findings": list(msg.findings),
                 "attributes": attributes, "length": msg.length, "rtt_ms": rtt,
@@ -225,12 +259,12 @@ class MessageFormatter:
         if cls is Undecodable:
             failure = event.failure
             return {
-                "frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
+                "frame": event.frame, "ts": event.ts, "src": text(event.src), "dst": text(event.dst),
                 "transport": event.transport, "kind": "undecodable", "findings": [failure.reason],
                 "error": safe_text(failure.detail), "offset": failure.offset,
             }
         return {
-            "frame": event.frame, "ts": event.ts, "src": str(event.src), "dst": str(event.dst),
+            "frame": event.frame, "ts": event.ts, "src": text(event.src), "dst": text(event.dst),
             "transport": event.transport, "kind": "icmp-unreachable", "reporter": event.reporter,
             "icmp": event.icmp,
         }
@@ -263,7 +297,7 @@ class MessageFormatter:
 
     def _summary(self, event: MessageEvent, msg: StunMessage) -> str:
         """``Allocate error 401 Unauthorized tx=1a2b3c4d relayed=... rtt=12.3ms fp=ok mi=no-key``."""
-        rtt, username, realm = self._track(event, msg)
+        rtt, req_user, req_realm = self._track(event, msg)
         words = [method_name(msg.method), msg.cls.label]
         if event.kind == "classic-stun":
             words.append("(classic)")
@@ -278,16 +312,18 @@ class MessageFormatter:
         if relayed is not None:
             words.append(f"relayed={relayed}")
         words.extend(f"peer={peer}" for peer in xor_peers(msg))
-        for attr in msg.attributes:
-            if attr.type == _CHANNEL_NUMBER:
-                number = attribute_value(msg, attr)
-                words.append(f"channel=0x{number:04x}" if isinstance(number, int) else "channel=malformed")
+        channel = channel_number(msg)
+        if channel is not None:
+            words.append(f"channel=0x{channel:04x}")
+        user = username(msg)
+        if user is not None:
+            words.append(f"user={safe_text(user)}")
         if rtt is not None:
             words.append(f"rtt={rtt:.1f}ms")
         fp = check_fingerprint(msg)
         if fp is not None:
             words.append(f"fp={fp}")
-        mi = check_integrity(msg, self.keyring, username, realm)
+        mi = check_integrity(msg, self.keyring, req_user, req_realm)
         if mi is not None:
             words.append(f"mi={mi}")
         return " ".join(words)
