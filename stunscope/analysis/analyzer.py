@@ -26,12 +26,13 @@ from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnReque
 from stunscope.analysis.verdicts import VerdictLog, merged, ordered
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
 from stunscope.capture.stats import CaptureStats
-from stunscope.wire.attributes import error_code, username, xor_mapped
+from stunscope.wire.attributes import error_code, xor_mapped
 from stunscope.wire.integrity import Keyring, check_integrity
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 from stunscope.wire.registry import method_name
 
 BINDING = 0x001
+USERNAME = 0x0006
 REQUEST, INDICATION, ERROR = MessageClass.REQUEST, MessageClass.INDICATION, MessageClass.ERROR
 _MI_TYPES = (0x0008, 0x001C)
 
@@ -156,7 +157,10 @@ class Analyzer:
         return server
 
     def _request(self, ev: MessageEvent, msg: StunMessage) -> None:
-        src, dst, via = self._ends(ev)
+        if ev.tunnel is None:
+            src, dst, via = ev.src, ev.dst, None
+        else:
+            src, dst, via = self._ends(ev)
         method = msg.method
         tx, new = self.tx.request(msg.txid, method, src, dst, ev.transport, via, ev.frame, ev.ts)
         if tx is None:
@@ -169,7 +173,11 @@ class Analyzer:
             self._unanswered(self.tx.evict_oldest(), "eviction")
         names = None
         if method == BINDING:
-            names = ufrags(username(msg))
+            names = None
+            for attr in msg.attributes:
+                if attr.type == USERNAME:  # RFC 8489 §14.3 UTF-8, invalid bytes escaped as in wire
+                    names = ufrags(attr.raw.decode("utf-8", "backslashreplace"))
+                    break
             if names is not None:
                 tx.ice = True
                 tx.info = self.ice.check(names, msg, src, dst, ev.frame, ev.ts)

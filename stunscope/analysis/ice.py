@@ -26,7 +26,7 @@ from typing import Callable
 
 from stunscope.analysis.results import IceSession, Pair, Priority, Verdict
 from stunscope.analysis.verdicts import VerdictLog, verdict
-from stunscope.wire.attributes import ice_role, priority, use_candidate, xor_mapped
+from stunscope.wire.attributes import ice_role, priority, xor_mapped
 from stunscope.wire.message import Endpoint, StunMessage
 
 CONSENT_S = 30.0
@@ -41,6 +41,8 @@ MAX_FRAMES = 32
 
 _ROLE_ATTRS = {0x802A: "controlling", 0x8029: "controlled"}
 """ICE-CONTROLLING / ICE-CONTROLLED (RFC 8445 §16.1)."""
+USE_CANDIDATE = 0x0025
+"""RFC 8445 §16.1: the controlling agent nominates the pair of this check."""
 
 PairKey = tuple[Endpoint, Endpoint]
 TypeOf = Callable[[str, Endpoint, "IceSessionState"], str]
@@ -184,29 +186,30 @@ class IceTracker:
             session.check_frames.append(frame)
         if outbound and pair.priority is None:
             pair.priority = priority(msg)
-        self._role(session, sender, msg, frame)
+        role = None
+        nominate = False
+        for attr in msg.attributes:
+            kind = attr.type
+            if kind in _ROLE_ATTRS:
+                role = _ROLE_ATTRS[kind]
+            elif kind == USE_CANDIDATE:
+                nominate = True
+        if role is not None and session.agents[sender].role != role:
+            self._role(session, sender, role, msg, frame)
         if pair is session.selected and pair.last_success_ts is not None:
             if ts - pair.last_success_ts > CONSENT_S:
                 self._consent_lost(session, pair, frame, ts)
         pair.last_check_ts = ts
-        return Check(session, pair, sender, use_candidate(msg), frame)
+        return Check(session, pair, sender, nominate, frame)
 
     @staticmethod
-    def _role(session: IceSessionState, sender: str, msg: StunMessage, frame: int) -> None:
-        """Track the sender's role; the tie-breaker is decoded only when the role changes."""
-        for attr in msg.attributes:
-            if attr.type in _ROLE_ATTRS:
-                role = _ROLE_ATTRS[attr.type]
-                break
-        else:
-            return
+    def _role(session: IceSessionState, sender: str, role: str, msg: StunMessage, frame: int) -> None:
+        """The sender's role changed (or is first seen): record the switch and its tie-breaker."""
         agent = session.agents[sender]
-        if agent.role != role:
-            if agent.role is not None:
-                agent.switches.append(frame)
-            decoded = ice_role(msg)
-            if decoded is not None:
-                agent.role, agent.tie_breaker = decoded
+        if agent.role is not None:
+            agent.switches.append(frame)
+        decoded = ice_role(msg)
+        agent.role, agent.tie_breaker = decoded if decoded is not None else (role, None)
 
     def _consent_lost(self, session: IceSessionState, pair: PairState, frame: int,
                       ts: float) -> None:

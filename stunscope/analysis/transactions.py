@@ -137,10 +137,10 @@ class TransactionTracker:
         if not queue:
             self.next_expiry = ts + TIMEOUT_S
         queue.append(tx)
-        counters = self._counters(server)
+        counters = self.servers.get(server) or self._counters(server)
         if counters is not None:
             counters.requests += 1
-        if len(queue) > 2 * len(self.pending) + 1024:
+        if not len(queue) & 1023 and len(queue) > 2 * len(self.pending) + 1024:
             self._queue = deque(t for t in queue if not t.done)
         return tx, True
 

@@ -57,7 +57,7 @@ METHODS = frozenset({ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_B
                      CONNECTION_BIND, CONNECTION_ATTEMPT})
 """The TURN methods (RFC 8656 §18, RFC 6062 §6.1)."""
 
-CONNECTION_ID = 0x002A
+CONNECTION_ID, XOR_PEER_ADDRESS = 0x002A, 0x0012
 _INTEGRITY = (0x0008, 0x001C)
 """MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256."""
 
@@ -211,7 +211,7 @@ class TurnTracker:
     """Follows every TURN allocation of a capture; see the module docstring."""
 
     __slots__ = ("allocs", "closed", "order", "by_connection", "relayed", "log", "evicted",
-                 "evicted_peers", "unattributed_channeldata")
+                 "evicted_peers", "unattributed_channeldata", "peer_cache")
 
     def __init__(self, log: VerdictLog) -> None:
         self.allocs: dict[Key, AllocationState] = {}
@@ -223,6 +223,7 @@ class TurnTracker:
         self.evicted = 0
         self.evicted_peers = 0
         self.unattributed_channeldata = 0
+        self.peer_cache: dict[bytes, Endpoint] = {}
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -515,8 +516,7 @@ class TurnTracker:
             outbound = False
         else:
             return
-        peers = xor_peers(msg)
-        peer = peers[0] if peers else None
+        peer = self._indication_peer(msg)
         if method == CONNECTION_ATTEMPT:
             conn_id = _connection_id(msg)
             if conn_id is not None:
@@ -537,6 +537,25 @@ class TurnTracker:
             counters[base] += 1
             counters[base + 1] += size
             counters[5] += 1
+
+    def _indication_peer(self, msg: StunMessage) -> Endpoint | None:
+        """The XOR-PEER-ADDRESS of a Send/Data indication. An IPv4 value is XORed with the
+        cookie only (RFC 8489 §14.2), so its 8 raw bytes name the peer: decoded once, cached."""
+        for attr in msg.attributes:
+            if attr.type == XOR_PEER_ADDRESS:
+                if len(attr.raw) != 8:
+                    break
+                peer = self.peer_cache.get(attr.raw)
+                if peer is None:
+                    peers = xor_peers(msg)
+                    if not peers:
+                        return None
+                    if len(self.peer_cache) >= MAX_PEERS * 16:
+                        self.peer_cache.clear()
+                    peer = self.peer_cache[attr.raw] = peers[0]
+                return peer
+        peers = xor_peers(msg)
+        return peers[0] if peers else None
 
     def _check_live(self, alloc: AllocationState, peer: Endpoint, frame: int, ts: float) -> None:
         if alloc.expires is not None and ts > alloc.expires and alloc.state != "deallocated":
