@@ -279,3 +279,19 @@ def test_tcp_stream_starting_like_channeldata_without_stun_is_not_tracked() -> N
 def test_tcp_channeldata_direction_is_tracked_when_the_reverse_carries_stun() -> None:
     records = _records(_tcp(stun(txid=b"A" * 12), 1), _tcp(channeldata(0x4001, b"\x80" * 8), 1, reverse=True))
     assert [(e.frame, e.kind) for e in iter_events(records)] == [(1, "stun"), (2, "channeldata")]
+
+
+def test_tcp_capture_started_mid_turn_connection_is_recognised() -> None:
+    rtp = b"\x80\x60" + b"\x00" * 30
+    records = _records(_tcp(channeldata(0x4001, rtp, pad=True) + channeldata(0x4001, rtp[:10]), 9))
+    assert [(e.frame, e.index, e.kind) for e in iter_events(records)] == [(1, 0, "channeldata")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"GET / HTTP/1.1\r\nHost: example\r\n\r\n" * 800, b"ED\x00\x01<stream:stream to='x'>" + b" " * 40],
+)
+def test_text_protocols_in_the_channeldata_range_are_not_turn(text: bytes) -> None:
+    stats = CaptureStats()
+    assert list(iter_events(_records(_tcp(text[:1400], 1)), stats=stats)) == []
+    assert stats.tcp_streams == 0

@@ -6,9 +6,9 @@ of a hole. Each tracked direction feeds its in-order bytes to a
 :class:`~stunscope.wire.framing.StreamFramer`, which cuts STUN, ChannelData (RFC 8656 §12.5) and
 RFC 4571/6544-framed messages.
 
-Only directions whose data starts with a STUN message are tracked (or with ChannelData, when the
-other direction carries STUN), so TLS, HTTP or MySQL connections cost nothing and are never
-mistaken for TURN. Memory is bounded: at most ``max_directions`` directions (the least
+Only directions whose data starts with a STUN message are tracked, or with ChannelData when the
+other direction carries STUN or the segment itself looks like TURN-TCP (a capture started
+mid-connection), so TLS, HTTP or MySQL connections cost nothing and are never mistaken for TURN. Memory is bounded: at most ``max_directions`` directions (the least
 recently used is evicted) and ``max_pending`` out-of-order bytes per direction; past that, the
 hole is declared lost (a counted gap) and the framer starts afresh after it. RFC 6062: after a
 ConnectionBind success a connection carries the peer's raw data, so both of its directions turn
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from stunscope.capture.layers import TCP_FIN, TCP_RST, TCP_SYN
 from stunscope.capture.stats import CaptureStats
+from stunscope.wire.demux import classify
 from stunscope.wire.framing import StreamFramer
 from stunscope.wire.message import MAGIC_COOKIE
 
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
+_MEDIA_OR_STUN = frozenset({"rtp", "rtcp", "stun", "classic-stun"})
 _SEQ_MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -49,8 +51,30 @@ def starts_with_stun(payload: bytes) -> bool:
 def starts_with_channeldata(payload: bytes) -> bool:
     """True when a segment starts with a whole ChannelData message (RFC 8656 §12.4, channels
     0x4000-0x4FFF). Alone this is weak evidence (MySQL and XMPP bytes pass it), so it only
-    starts a direction whose reverse direction already carries STUN."""
+    starts a direction whose reverse direction already carries STUN, or see
+    :func:`looks_like_turn_tcp`."""
     return len(payload) >= 4 and 0x40 <= payload[0] <= 0x4F and 4 + ((payload[2] << 8) | payload[3]) <= len(payload)
+
+
+def looks_like_turn_tcp(payload: bytes) -> bool:
+    """Stronger evidence for a capture that starts in the middle of a TURN-TCP connection: the
+    segment splits exactly into ChannelData messages padded to 4 bytes (RFC 8656 §12.5) and STUN
+    messages, or its first ChannelData carries RTP/RTCP (RFC 3550) or STUN."""
+    size = len(payload)
+    if size < 4 or not 0x40 <= payload[0] <= 0x4F:
+        return False
+    pos = 0
+    while pos + 4 <= size:
+        length = (payload[pos + 2] << 8) | payload[pos + 3]
+        if 0x40 <= payload[pos] <= 0x4F:
+            pos += 4 + ((length + 3) & ~3)
+        elif payload[pos] < 0x40 and payload[pos + 4 : pos + 8] == _COOKIE:
+            pos += 20 + length
+        else:
+            break
+        if pos == size:
+            return True
+    return classify(payload[4 : 4 + ((payload[2] << 8) | payload[3])]) in _MEDIA_OR_STUN
 
 
 class _Direction:
@@ -99,7 +123,10 @@ class TcpReassembler:
                 return None
             if not starts_with_stun(payload):
                 src, sport, dst, dport = key
-                if (dst, dport, src, sport) not in dirs or not starts_with_channeldata(payload):
+                if (dst, dport, src, sport) in dirs:
+                    if not starts_with_channeldata(payload):
+                        return None
+                elif not looks_like_turn_tcp(payload):
                     return None
             isn = self._syn.pop(key, None)
             state = _Direction(seq if isn is None else (isn + 1) % _SEQ_MOD)
