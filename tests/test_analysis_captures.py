@@ -23,6 +23,7 @@ EXPECTED = {
     "turn-udp": set(),
     "turn-tcp": set(),
     "ice-host": {"ice-connected"},
+    "ice-host-2": {"ice-connected"},
     "ice-turn-relay": {"ice-connected"},
     "ice-wrong-password": {"ice-auth-failure", "ice-failed"},
     "ice-unreachable": {"ice-failed", "ice-no-response", "icmp-unreachable"},
@@ -32,6 +33,7 @@ EXPECTED = {
     "turn-forbidden-peer": {"turn-forbidden-peer"},
     "turn-allocation-mismatch": {"turn-allocation-mismatch"},
     "turn-expired": {"turn-allocation-expired"},
+    "turn-data-without-permission": {"turn-data-without-permission"},
     "unanswered": {"unanswered-request"},
     "ipv6": set(),
 }
@@ -108,9 +110,39 @@ def test_turn_udp_allocations_follow_the_credential_flow() -> None:
     assert {t.error_code for t in analysis.transactions if t.outcome == "error"} <= {401}
 
 
-def test_turn_tcp_allocation_is_over_tcp() -> None:
+def test_turn_tcp_allocation_is_over_tcp_with_rfc6062_connections() -> None:
     analysis = run("turn-tcp")
     assert analysis.allocations and all(a.transport == "tcp" for a in analysis.allocations)
+    conns = [c for a in analysis.allocations for c in a.tcp_connections]
+    # turnutils_uclient -T: one side Connects, the other gets a ConnectionAttempt; both bind.
+    assert {c.initiated_by for c in conns} == {"connect", "peer"}
+    assert all(c.bound and c.peer for c in conns)
+
+
+def test_ipv6_allocations_have_ipv6_addresses() -> None:
+    analysis = run("ipv6")
+    assert analysis.allocations
+    for alloc in analysis.allocations:
+        assert alloc.client.startswith("[") and alloc.relayed.startswith("[")
+
+
+def test_turn_wrong_password_fails_the_allocation() -> None:
+    analysis = run("turn-wrong-password")
+    assert analysis.allocations
+    assert all(a.state == "failed" and a.auth_failures >= 1 for a in analysis.allocations)
+
+
+def test_turn_expired_allocation_state() -> None:
+    analysis = run("turn-expired")
+    assert any(a.state == "expired" for a in analysis.allocations)
+
+
+def test_turn_forbidden_peer_names_the_refused_peer() -> None:
+    analysis = run("turn-forbidden-peer")
+    refused = [v for v in analysis.verdicts if v.code == "turn-forbidden-peer"]
+    assert all(v.subject.split(" peer ")[1] in v.message for v in refused)
+    allowed = {p.peer_ip for a in analysis.allocations for p in a.permissions}
+    assert all(v.subject.split(" peer ")[1].rsplit(":", 1)[0] not in allowed for v in refused)
 
 
 def test_ice_unreachable_pairs_fail_by_icmp() -> None:

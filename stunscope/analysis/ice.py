@@ -401,7 +401,9 @@ class IceTracker:
                 found.append(verdict(
                     "ice-no-response", "error", subject,
                     f"ICE session {subject}: {sum(p.checks for p in result.pairs)} connectivity "
-                    f"checks on {len(result.pairs)} pair(s) were sent and nothing came back: the "
+                    f"check(s) on {len(result.pairs)} pair(s), "
+                    f"{sum(p.checks + p.retransmissions for p in result.pairs)} transmissions, "
+                    "and nothing came back: the "
                     "peer is unreachable (firewall, wrong candidates) or drops the checks "
                     "(wrong ICE credentials).",
                     session.check_frames,

@@ -453,7 +453,7 @@ class TurnTracker:
             alloc.stale_nonces += 1
             self.log.add(
                 "turn-stale-nonce", "warning", subject,
-                f"The TURN server answered a {name} with 438 Stale Nonce: the client must retry "
+                f"The TURN server answered {name} with 438 Stale Nonce: the client must retry "
                 "with the new NONCE from that answer (a client that does not will lose the "
                 "allocation).",
                 evidence,
@@ -465,7 +465,7 @@ class TurnTracker:
             else:
                 self.log.add(
                     "turn-allocation-mismatch", "error", subject,
-                    f"The TURN server answered a {name} with 437 Allocation Mismatch: "
+                    f"The TURN server answered {name} with 437 Allocation Mismatch: "
                     + ("an allocation already exists on this 5-tuple (the client allocated twice)."
                        if req.method == ALLOCATE else
                        "it has no allocation for this 5-tuple (never allocated, deallocated, or "
@@ -494,7 +494,7 @@ class TurnTracker:
                 alloc.state = "failed"
             self.log.add(
                 "turn-request-error", "warning", f"{subject} {code}",
-                f"The TURN server answered a {name} with {code} {reason}.",
+                f"The TURN server answered {name} with {code} {reason}.",
                 evidence,
             )
 
