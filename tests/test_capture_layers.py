@@ -206,3 +206,12 @@ def test_icmp_echo_is_not_a_quote() -> None:
 )
 def test_malformed_and_other_frames_are_named(linktype: int, data: bytes, expected: str) -> None:
     assert decode_frame(linktype, data) == expected
+
+
+def test_fragment_table_bounds_the_bytes_it_holds() -> None:
+    stats = CaptureStats()
+    table = FragmentTable(stats, max_bytes=1000)
+    for ident in range(5):
+        table.add(("a", ident), 0, True, b"x" * 400, 17, 0.0)
+    assert len(table) == 2 and stats.fragment_evictions == 3
+    assert table.add(("a", 4), 400, False, b"y" * 8, 17, 0.0) == (17, b"x" * 400 + b"y" * 8)

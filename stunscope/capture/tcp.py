@@ -98,8 +98,8 @@ class TcpReassembler:
         self,
         stats: CaptureStats,
         *,
-        max_directions: int = 4096,
-        max_pending: int = 256 * 1024,
+        max_directions: int = 1024,
+        max_pending: int = 64 * 1024,
         max_segments: int = 64,
     ) -> None:
         self._stats = stats
