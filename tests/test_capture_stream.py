@@ -295,3 +295,12 @@ def test_text_protocols_in_the_channeldata_range_are_not_turn(text: bytes) -> No
     stats = CaptureStats()
     assert list(iter_events(_records(_tcp(text[:1400], 1)), stats=stats)) == []
     assert stats.tcp_streams == 0
+
+
+def test_ms_turn_multiplexed_wrapper_is_unwrapped() -> None:
+    inner = stun(1, 2, b"M" * 12)
+    wrapped = b"\xff\x10" + (8 + len(inner)).to_bytes(2, "big") + b"session!" + inner
+    stats = CaptureStats()
+    events = list(iter_events(_records(_udp(wrapped)), stats=stats))
+    assert _summary(events) == [(1, 0, "stun", None, b"M" * 12)]
+    assert stats.kinds["ms-turn-mux"] == 1
