@@ -16,17 +16,10 @@ RELAY = CAPTURES / "ice-turn-relay.pcapng"
 UNREACHABLE = CAPTURES / "ice-unreachable.pcapng"
 TURN = CAPTURES / "turn-udp.pcapng"
 EXAMPLE_RULES = ROOT / "examples" / "rules.toml"
-
-
-def recorded(capture: Path) -> Path:
-    """``capture``, or skip the test while it is not recorded yet."""
-    if not capture.is_file():
-        pytest.skip(f"{capture.name} is not recorded yet")
-    return capture
+WRONG_ICE_PASSWORD = CAPTURES / "ice-wrong-password.pcapng"
 
 
 def check(capture: Path, *args: str) -> int:
-    recorded(capture)
     sidecar = capture.with_suffix(".sdp")
     sdp = ["--sdp", str(sidecar)] if sidecar.is_file() else []
     return main(["check", str(capture), *sdp, *args])
@@ -82,6 +75,24 @@ def test_profiles_on_bundled_captures(capture: Path, profile: str, code: int,
     assert check(capture, "--profile", profile) == code, capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("capture", "profile", "failing"), [
+    (WRONG_ICE_PASSWORD, "strict", {"ice-connected", "no-ice-failure", "no-error-verdicts",
+                                    "integrity-valid"}),
+    (CAPTURES / "turn-wrong-password.pcapng", "turn", {"allocate-succeeded", "no-turn-failure"}),
+    (CAPTURES / "turn-forbidden-peer.pcapng", "turn", {"no-turn-failure"}),
+    (CAPTURES / "turn-expired.pcapng", "turn", {"no-turn-failure"}),
+    (CAPTURES / "unanswered.pcapng", "strict", {"ice-connected", "no-timeouts",
+                                                "few-retransmissions"}),
+])
+def test_failure_scenarios_fail_the_rules_that_name_them(
+        capture: Path, profile: str, failing: set[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert check(capture, "--profile", profile, "--format", "json") == 1
+    rules = json.loads(capsys.readouterr().out)["rules"]
+    failed = {r["name"] for r in rules if r["status"] == "fail" and r["severity"] == "error"}
+    assert failed == failing
+    assert all(r["frames"] for r in rules if r["name"] in failing and r["name"] != "ice-connected")
+
+
 def test_example_rules_file_passes_on_a_good_call_and_fails_on_a_broken_one(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert check(HOST, "--rules", str(EXAMPLE_RULES)) == 0, capsys.readouterr().out
@@ -134,3 +145,30 @@ def test_damaged_capture_reports_what_was_read_then_exits_3(
     assert "pass   count(transactions) > 0" in captured.out
     assert "INPUT" in captured.out
     assert captured.err.count("\n") == 1
+
+
+def _unknown_keys(obj: dict, kind: str, where: str) -> list[str]:
+    """Keys of ``obj`` (of ``kind``) that the rule language cannot name, recursively."""
+    from stunscope.check.names import OPEN_KINDS, field_kind
+
+    if kind in OPEN_KINDS:
+        return []
+    missing = []
+    for key, value in obj.items():
+        known, child, _is_list = field_kind(kind, key)
+        if not known:
+            missing.append(f"{where}.{key}")
+            continue
+        children = value if isinstance(value, list) else [value]
+        for item in children:
+            if isinstance(item, dict) and child is not None:
+                missing += _unknown_keys(item, child, f"{where}.{key}")
+    return missing
+
+
+@pytest.mark.parametrize("capture", [HOST, RELAY, TURN, UNREACHABLE], ids=lambda p: p.name)
+def test_every_key_of_the_analysis_is_a_name_rules_can_use(capture: Path) -> None:
+    from stunscope.check.sources import load
+
+    analysis = load(capture).analysis
+    assert _unknown_keys(analysis, "analysis", "") == []

@@ -18,13 +18,6 @@ HOST_AGAIN = CAPTURES / "ice-host-2.pcapng"
 RELAY = CAPTURES / "ice-turn-relay.pcapng"
 
 
-def need(*captures: Path) -> None:
-    """Skip while a capture the test compares is not recorded yet."""
-    for capture in captures:
-        if not capture.is_file():
-            pytest.skip(f"{capture.name} is not recorded yet")
-
-
 def sdp_of(capture: Path) -> list[str]:
     """``--sdp`` arguments for a capture's sidecar, when it has one."""
     sidecar = capture.with_suffix(".sdp")
@@ -40,7 +33,6 @@ def analysis_of(capture: Path) -> dict:
 
 def test_two_recordings_of_the_same_scenario_tell_the_same_story(
         capsys: pytest.CaptureFixture[str]) -> None:
-    need(HOST, HOST_AGAIN)
     code = main(["diff", str(HOST), str(HOST_AGAIN), *sdp_of(HOST_AGAIN),
                  "--baseline-sdp", str(HOST.with_suffix(".sdp"))])
     out = capsys.readouterr().out
@@ -49,7 +41,6 @@ def test_two_recordings_of_the_same_scenario_tell_the_same_story(
 
 
 def test_host_against_relay_is_a_change(capsys: pytest.CaptureFixture[str]) -> None:
-    need(HOST, RELAY)
     code = main(["diff", str(HOST), str(RELAY), *sdp_of(RELAY),
                  "--baseline-sdp", str(HOST.with_suffix(".sdp"))])
     out = capsys.readouterr().out
@@ -60,7 +51,6 @@ def test_host_against_relay_is_a_change(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_diff_json_names_the_changed_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    need(HOST, RELAY)
     assert main(["diff", str(HOST), str(RELAY), "--format", "json"]) == 1
     document = json.loads(capsys.readouterr().out)
     assert document["changed"] is True
@@ -70,7 +60,6 @@ def test_diff_json_names_the_changed_keys(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_saved_analysis_json_is_a_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    need(HOST, HOST_AGAIN, RELAY)
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(analysis_of(HOST)))
     assert main(["diff", str(baseline), str(HOST_AGAIN), *sdp_of(HOST_AGAIN)]) == 0
@@ -82,7 +71,6 @@ def test_saved_analysis_json_is_a_baseline(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_run_to_run_noise_is_ignored() -> None:
-    need(HOST)
     analysis = analysis_of(HOST)
     noisy = copy.deepcopy(analysis)
     for transaction in noisy["transactions"]:
@@ -99,7 +87,6 @@ def test_run_to_run_noise_is_ignored() -> None:
 
 
 def test_rtt_beyond_tolerance_is_a_change() -> None:
-    need(HOST)
     analysis = analysis_of(HOST)
     slow = copy.deepcopy(analysis)
     for transaction in slow["transactions"]:
@@ -111,14 +98,12 @@ def test_rtt_beyond_tolerance_is_a_change() -> None:
 
 
 def test_story_of_the_relay_capture() -> None:
-    need(RELAY)
     facts = story(analysis_of(RELAY))
     assert facts["allocations"].value >= 1
     assert any(key.endswith(".selected") and "relay" in str(fact.value) for key, fact in facts.items())
 
 
 def test_diff_usage_and_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    need(HOST)
     with pytest.raises(SystemExit) as info:
         main(["diff", str(HOST)])
     assert info.value.code == 2

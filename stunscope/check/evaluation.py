@@ -422,6 +422,8 @@ class _Evaluator:
 
     @staticmethod
     def show(val: _Val) -> str:
+        if val.many and not val.items:
+            return "[] (nothing found)"
         if val.many:
             return format_value([it.value for it in val.items])
         return format_value(val.items[0].value)
