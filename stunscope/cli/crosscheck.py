@@ -13,10 +13,14 @@ import argparse
 import sys
 from collections import Counter
 
+from typing import TYPE_CHECKING
+
 from stunscope.cli import options
 from stunscope.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
-from stunscope.report.crosscheck import KNOWN_CASES, CrosscheckResult, crosscheck
 from stunscope.wire.text import safe_text
+
+if TYPE_CHECKING:  # the comparison module is imported when the command runs, not at start-up
+    from stunscope.report.crosscheck import CrosscheckResult
 
 EPILOG = """\
 examples:
@@ -46,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def report_lines(result: CrosscheckResult, unexplained_only: bool = False) -> list[str]:
     """The disagreement lines and the summary of one comparison."""
+    from stunscope.report.crosscheck import KNOWN_CASES
+
     lines = []
     for dis in result.disagreements:
         if unexplained_only and dis.known:
@@ -66,6 +72,8 @@ def report_lines(result: CrosscheckResult, unexplained_only: bool = False) -> li
 
 def run(args: argparse.Namespace) -> int:
     """Compare and print; exit 0 when everything is explained, 1 otherwise, 3 on bad input."""
+    from stunscope.report.crosscheck import crosscheck
+
     path = options.capture_path(args)
     result = crosscheck(path)
     sys.stdout.write("\n".join(report_lines(result, args.unexplained)) + "\n")
