@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from stunscope.check.junit import junit_tree
 from stunscope.check.outcome import CheckOutcome
 from stunscope.check.profiles import PROFILES
 from stunscope.check.rules import collect_rules, load_rules_file, profile_rules, run_rules
 from stunscope.cli import main
 from stunscope.errors import InputError, UsageError
+
+CI_DOC = ROOT / "docs" / "ci.md"
 
 CONNECTED = {
     "schema": "stunscope.analysis/1",
@@ -209,3 +213,39 @@ def test_help_rules_lists_grammar_names_and_profiles(capsys: pytest.CaptureFixtu
     assert "connected: the session's state is connected" in out
     for name in PROFILES:
         assert f"\n  {name}" in out
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    """The bodies of the ```language fenced blocks of a Markdown text."""
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_help_rules_examples_all_compile() -> None:
+    from stunscope.check.evaluation import compile_expression
+    from stunscope.cli.check import RULES_HELP
+
+    examples = RULES_HELP.split("Examples\n")[1].split("\n\n")[0].splitlines()
+    assert len(examples) >= 8
+    for line in examples:
+        compile_expression(line.strip())
+
+
+def test_ci_doc_rules_block_is_a_valid_rules_file(tmp_path: Path) -> None:
+    (block,) = _fenced(CI_DOC.read_text(encoding="utf-8"), "toml")
+    rules = load_rules_file(write(tmp_path / "rules.toml", block))
+    assert {"ice-connected", "no-error-verdicts", "binding-rtt", "direct-path"} <= set(rules)
+
+
+def test_ci_doc_workflow_records_checks_and_uploads_junit() -> None:
+    yaml = pytest.importorskip("yaml")
+    workflow_text, live_steps = _fenced(CI_DOC.read_text(encoding="utf-8"), "yaml")
+    workflow = yaml.safe_load(workflow_text)
+    steps = workflow["jobs"]["call"]["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "dumpcap -q -i lo" in runs and "stunscope check call.pcapng" in runs
+    assert "--junit stunscope-junit.xml" in runs
+    uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert uploads and "stunscope-junit.xml" in uploads[0]["with"]["path"]
+    assert all(s.get("if") == "always()" for s in steps if "name" in s and "Stop" in s["name"])
+    live = yaml.safe_load(live_steps.replace("      # ... run the tests, then:\n", ""))
+    assert "live -i lo -w" in live[0]["run"]

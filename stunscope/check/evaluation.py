@@ -443,7 +443,9 @@ def _evidence(items: Any) -> tuple[Obj, ...]:
 
 def frames_of(evidence: list[Obj]) -> list[int]:
     """The frame numbers the evidence objects name (``frames``, ``request_frames``,
-    ``response_frame`` ...); an object that names none lends those of its listed children."""
+    ``response_frame``, ``first_frame`` ...); an object without a ``*frames`` list also lends
+    those of its listed children (an ICE session its pairs' checks, an allocation its
+    permissions and channels)."""
     frames: set[int] = set()
     for obj in evidence:
         frames.update(_object_frames(obj, depth=2))
@@ -452,12 +454,14 @@ def frames_of(evidence: list[Obj]) -> list[int]:
 
 def _object_frames(obj: Obj, depth: int) -> set[int]:
     found: set[int] = set()
+    has_list = False
     for key, value in obj.items():
         if key.endswith("frames") and isinstance(value, list):
+            has_list = True
             found.update(v for v in value if _is_number(v))
         elif key.endswith("frame") and _is_number(value):
             found.add(value)
-    if not found and depth > 0:
+    if not has_list and depth > 0:
         for value in obj.values():
             if isinstance(value, list):
                 for child in value:
