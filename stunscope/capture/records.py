@@ -247,14 +247,31 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
     frame = 0
     order = "<"
     head = struct.Struct("<II").unpack_from
-    epb = struct.Struct("<IIIII").unpack_from
+    epb = struct.Struct("<7I").unpack_from  # block type, length, then the EPB fields
     u32 = struct.Struct("<I").unpack_from
     pb = struct.Struct("<HHIIII").unpack_from
     interfaces: list[_Interface] = []
     while True:
         n = len(buf)
         while pos + 12 <= n:
+            if pos + 32 <= n:  # fast path: a whole, sound EPB in one unpack
+                btype, blen, ifid, hi, lo, caplen, orig_len = epb(buf, pos)
+                end = pos + blen
+                if (
+                    btype == _EPB
+                    and end <= n
+                    and ifid < len(interfaces)
+                    and caplen <= blen - 32
+                    and not blen & 3
+                    and u32(buf, end - 4)[0] == blen
+                ):
+                    linktype, _snaplen, units, offset = interfaces[ifid]
+                    frame += 1
+                    yield new(Record, (frame, ((hi << 32) | lo) / units + offset, linktype, buf[pos + 28 : pos + 28 + caplen], orig_len))
+                    pos = end
+                    continue
             btype, blen = head(buf, pos)
+            end = pos + blen
             if btype == _SHB:
                 bom = buf[pos + 8 : pos + 12]
                 if bom == b"\x4d\x3c\x2b\x1a":
@@ -264,13 +281,13 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
                 else:
                     raise _Damage(f"corrupt section header: byte-order magic {bom.hex()}", base + pos, frame + 1)
                 head = struct.Struct(order + "II").unpack_from
-                epb = struct.Struct(order + "IIIII").unpack_from
+                epb = struct.Struct(order + "7I").unpack_from
                 u32 = struct.Struct(order + "I").unpack_from
                 pb = struct.Struct(order + "HHIIII").unpack_from
                 btype, blen = head(buf, pos)
+                end = pos + blen
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
                 raise _Damage(f"corrupt block: type 0x{btype:08x} with length {blen}", base + pos, frame + 1)
-            end = pos + blen
             if end > n:
                 break
             if u32(buf, end - 4)[0] != blen:
@@ -283,19 +300,18 @@ def _read_pcapng(f: BinaryIO, magic: bytes, frame_box: list[int]) -> Iterator[Re
                 if blen < 32:
                     raise _Damage(f"corrupt packet block: length {blen}", base + pos, frame + 1)
                 if btype == _EPB:
-                    ifid, hi, lo, caplen, orig_len = epb(buf, pos + 8)
+                    _type, _len, ifid, hi, lo, caplen, orig_len = epb(buf, pos)
                 else:  # obsolete Packet Block: 16-bit interface id and drops count
                     ifid, _drops, hi, lo, caplen, orig_len = pb(buf, pos + 8)
-                if ifid >= len(interfaces) or 28 + caplen > blen - 4:
+                if ifid >= len(interfaces) or caplen > blen - 32:
                     raise _Damage(
                         f"corrupt packet block: interface {ifid}, captured length {caplen}",
                         base + pos,
                         frame + 1,
                     )
-                iface = interfaces[ifid]
+                linktype, _snaplen, units, offset = interfaces[ifid]
                 frame += 1
-                ts = ((hi << 32) | lo) / iface.units + iface.offset
-                yield new(Record, (frame, ts, iface.linktype, buf[pos + 28 : pos + 28 + caplen], orig_len))
+                yield new(Record, (frame, ((hi << 32) | lo) / units + offset, linktype, buf[pos + 28 : pos + 28 + caplen], orig_len))
             elif btype == _IDB:
                 interfaces.append(_parse_idb(buf, pos, blen, order, base, frame))
             elif btype == _SHB:
