@@ -170,3 +170,13 @@ def test_sdp_labels_candidates() -> None:
 def test_priority_decomposition() -> None:
     p = split_priority((110 << 24) | (65535 << 8) | (256 - 1))
     assert (p.type_preference, p.local_preference, p.component) == (110, 65535, 1)
+
+
+def test_check_priority_other_than_prflx_is_noted() -> None:
+    s = Script()
+    tid = txid()
+    s.send(0.0, L, R, BINDING, REQUEST, tid, [username("bbbb:aaaa"), priority(126), controlling(1)])
+    s.send(0.01, R, L, BINDING, SUCCESS, tid, [xor_mapped(L)])
+    check(s, 1.0, L2, R, "aaaa", "bbbb", [controlling(1)], answer=[xor_mapped(L2)])
+    (v,) = find(s.analyze(), "ice-priority-unusual")
+    assert v.severity == "info" and L in v.subject and "126" in v.message

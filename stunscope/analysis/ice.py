@@ -32,6 +32,9 @@ from stunscope.wire.message import Endpoint, StunMessage
 CONSENT_S = 30.0
 """RFC 7675 §5.1: consent expires 30 s after the last response."""
 
+PRFLX_TYPE_PREFERENCE = 110
+"""RFC 8445 §5.1.2.2: recommended type preference of peer-reflexive candidates."""
+
 MAX_SESSIONS = 2_000
 """ICE sessions kept; further sessions are counted as evicted."""
 MAX_PAIRS = 1_000
@@ -379,6 +382,17 @@ class IceTracker:
     def _verdicts(self, session: IceSessionState, result: IceSession, now: float | None) -> list[Verdict]:
         subject = session.subject()
         found: list[Verdict] = []
+        for pair in result.pairs:
+            prio = pair.priority
+            if prio is not None and prio.type_preference != PRFLX_TYPE_PREFERENCE:
+                found.append(verdict(
+                    "ice-priority-unusual", "info", f"{subject} {pair.local}",
+                    f"Checks from {pair.local} carry PRIORITY {prio.value} (type preference "
+                    f"{prio.type_preference}); RFC 8445 §7.1.1 sets it to the priority of a "
+                    "peer-reflexive candidate, recommended type preference 110 (§5.1.2.2), so "
+                    "a learned peer-reflexive candidate will rank oddly.",
+                    (pair.first_frame,),
+                ))
         if result.state == "connected" and result.selected_pair is not None:
             sel = result.selected_pair
             how = "through a TURN relay" if result.relayed else "directly (no relay)"

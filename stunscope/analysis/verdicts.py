@@ -10,8 +10,9 @@ Codes (severity): ice-no-response, ice-auth-failure, ice-failed, ice-consent-los
 turn-auth-failure, turn-allocation-mismatch, turn-forbidden-peer, turn-allocation-expired,
 bad-fingerprint, bad-integrity (error); ice-role-conflict, turn-stale-nonce,
 turn-data-without-permission, turn-channel-unbound, turn-channel-rebind, turn-request-error,
-unanswered-request, retransmit-too-fast, symmetric-nat, undecodable (warning); ice-connected,
-orphan-response, gave-up-early (info).
+unanswered-request, retransmit-too-fast, retransmit-over-reliable, symmetric-nat, undecodable,
+icmp-unreachable (warning); ice-connected, ice-priority-unusual, orphan-response, gave-up-early
+(info).
 """
 
 from __future__ import annotations
