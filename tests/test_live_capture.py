@@ -1,16 +1,15 @@
-"""``stunscope live`` on real traffic on ``lo``: coturn with turnutils clients and two aioice agents,
-captured by stunscope and dumpcap at once; Ctrl-C, SIGTERM, SIGKILL, ring buffer, stop conditions.
+"""``stunscope live`` on real traffic on ``lo``: coturn with turnutils clients and aioice agents
+(``captures/scenarios.py``), captured by stunscope and dumpcap at once; Ctrl-C, SIGTERM, SIGKILL,
+ring buffer, stop conditions, rules, the TUI in tmux.
 
-Needs root or CAP_NET_RAW (CI runs as root), coturn and dumpcap. Every process and loop here is
-bounded in time.
+Needs root or CAP_NET_RAW (CI runs as root), coturn, dumpcap and tmux. Every process and loop
+here is bounded in time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -29,107 +28,12 @@ from stunscope.capture.records import read_records
 from stunscope.wire.encode import encode_message
 
 ROOT = Path(__file__).resolve().parent.parent
-USER, PASSWORD, REALM = "alice", "secret", "example.org"
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root (CI runs as root)"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class TurnServer:
-    """A coturn on 127.0.0.1 with long-term credentials and its own relay port range."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.relay_min = random.randrange(50000, 60000, 100)
-        self.relay_max = self.relay_min + 99
-        self.proc = subprocess.Popen(
-            ["turnserver", "-n", "--listening-ip=127.0.0.1", f"--listening-port={self.port}",
-             "--no-tls", "--no-dtls", "--lt-cred-mech", f"--user={USER}:{PASSWORD}",
-             f"--realm={REALM}", "--relay-ip=127.0.0.1", f"--min-port={self.relay_min}",
-             f"--max-port={self.relay_max}", "--no-cli", "--allow-loopback-peers",
-             f"--pidfile={tmp / 'turnserver.pid'}", f"--userdb={tmp / 'turndb'}",
-             f"--log-file={tmp / 'turnserver.log'}", "--simple-log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        request = encode_message(0x001, 0, os.urandom(12), [])
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(0.2)
-            for _ in range(50):
-                sock.sendto(request, ("127.0.0.1", self.port))
-                try:
-                    sock.recv(2048)
-                    return
-                except OSError:
-                    time.sleep(0.1)
-        raise RuntimeError("turnserver did not answer within 15 s")
-
-    @property
-    def bpf(self) -> str:
-        """A filter for this server's traffic: its port and its relay ports."""
-        return f"udp port {self.port} or udp portrange {self.relay_min}-{self.relay_max}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def turn(tmp_path: Path) -> Iterator[TurnServer]:
-    if shutil.which("turnserver") is None:
-        pytest.skip("coturn is not installed")
-    server = TurnServer(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-async def _ice_pair(turn: TurnServer) -> None:
-    """Two aioice agents that connect through the TURN relay (relay candidates only: all on lo)."""
-    import aioice
-
-    options = {"turn_server": ("127.0.0.1", turn.port), "turn_username": USER,
-               "turn_password": PASSWORD, "transport_policy": aioice.TransportPolicy.RELAY}
-    a = aioice.Connection(ice_controlling=True, **options)
-    b = aioice.Connection(ice_controlling=False, **options)
-    try:
-        await asyncio.gather(a.gather_candidates(), b.gather_candidates())
-        for one, other in ((a, b), (b, a)):
-            for candidate in other.local_candidates:
-                await one.add_remote_candidate(candidate)
-            await one.add_remote_candidate(None)
-            one.remote_username, one.remote_password = other.local_username, other.local_password
-        await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 20)
-        await a.send(b"ping")
-        assert await asyncio.wait_for(b.recv(), 5) == b"ping"
-    finally:
-        await asyncio.gather(a.close(), b.close())
-
-
-def run_scenario(turn: TurnServer) -> None:
-    """turnutils_stunclient, turnutils_uclient (two clients relaying to each other), ICE."""
-    subprocess.run(["turnutils_stunclient", "-p", str(turn.port), "127.0.0.1"],
-                   check=True, capture_output=True, timeout=30)
-    subprocess.run(["turnutils_uclient", "-p", str(turn.port), "-u", USER, "-w", PASSWORD,
-                    "-r", REALM, "-n", "3", "-m", "2", "-y", "127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    asyncio.run(asyncio.wait_for(_ice_pair(turn), 60))
 
 
 def start_live(*args: str) -> subprocess.Popen[str]:
@@ -167,8 +71,17 @@ def messages(path: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
-def without_frames(objects: list[dict]) -> list[dict]:
-    return [{k: v for k, v in o.items() if k != "frame"} for o in objects]
+def same_but_clock(ours: list[dict], theirs: list[dict]) -> None:
+    """Equal messages, but for frame numbers and timestamps: two packet sockets can stamp the
+    same skb a microsecond apart (the kernel stamps it for each reader when it carries none)."""
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert abs(a["ts"] - b["ts"]) < 50e-6, (a, b)
+        if a.get("rtt_ms") is not None:
+            assert abs(a["rtt_ms"] - b["rtt_ms"]) < 0.1, (a, b)
+    clockless = ("frame", "ts", "rtt_ms")
+    assert [{k: v for k, v in o.items() if k not in clockless} for o in ours] == [
+        {k: v for k, v in o.items() if k not in clockless} for o in theirs]
 
 
 def send_bindings(port: int, count: int, start: int = 0) -> None:
@@ -201,14 +114,22 @@ def verdict_keys(verdicts: list[dict]) -> set[tuple[str, str, str]]:
     return {(v["code"], v["severity"], v["message"]) for v in verdicts}
 
 
-@pytest.mark.skipif(shutil.which("dumpcap") is None, reason="dumpcap is not installed")
-def test_live_and_dumpcap_see_the_same_messages_and_verdicts(turn: TurnServer,
-                                                             tmp_path: Path) -> None:
+SCENARIOS = ("binding", "turn-udp", "turn-tcp", "ice-host", "ice-turn-relay")
+
+
+@pytest.mark.skipif(shutil.which("dumpcap") is None or shutil.which("turnserver") is None,
+                    reason="needs dumpcap and coturn")
+def test_live_and_dumpcap_see_the_same_messages_and_verdicts(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from captures import scenarios
+
+    plan = scenarios.Plan.allocate()
     ours, theirs = tmp_path / "stunscope.pcapng", tmp_path / "dumpcap.pcapng"
-    live = start_live("-i", "lo", "-f", f"({DEFAULT_FILTER}) and ({turn.bpf})", "-w", str(ours),
-                      "--format", "jsonl", "--credential", f"{USER}:{PASSWORD}",
-                      "--expect", "ice.connected", "--expect", "allocations.count >= 3")
-    dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", turn.bpf, "-w", str(theirs)],
+    credential = f"{scenarios.USER}:{scenarios.PASSWORD}"
+    live = start_live("-i", "lo", "-f", f"({DEFAULT_FILTER}) and ({plan.bpf()})", "-w", str(ours),
+                      "--format", "jsonl", "--credential", credential,
+                      "--expect", "ice.connected", "--expect", "allocations.count >= 2")
+    dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", plan.bpf(), "-w", str(theirs)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert dumpcap.stderr is not None
@@ -216,12 +137,14 @@ def test_live_and_dumpcap_see_the_same_messages_and_verdicts(turn: TurnServer,
             if "Capturing on" in dumpcap.stderr.readline():
                 break
         time.sleep(1.0)  # dumpcap says it is capturing a moment before it is
-        run_scenario(turn)
+        for name in SCENARIOS:
+            scenarios.SCENARIOS[name](plan)
         time.sleep(0.5)
     finally:
         dumpcap.send_signal(signal.SIGINT)
         dumpcap.communicate(timeout=30)
         streamed, err = stop(live)
+        plan.cleanup()
     assert live.returncode == 0, err  # both expectations held
     frames = captured(err)
     assert len(list(read_records(ours))) == frames
@@ -231,17 +154,15 @@ def test_live_and_dumpcap_see_the_same_messages_and_verdicts(turn: TurnServer,
     assert lines[-1] == {"kind": "capture", "captured": frames, "dropped_queue": 0,
                          "dropped_kernel": 0}
     assert by_kind["check"][0]["passed"] is True
-    # Without the credential, integrity is "no-key" in the file-based view: pass it there too.
-    from_file = messages(ours, "--credential", f"{USER}:{PASSWORD}")
+    from_file = messages(ours, "--credential", credential)
     assert [o for o in lines if o["kind"] not in ("verdict", "check", "capture")] == from_file
     assert any(m["integrity"] == "ok" for m in from_file)
-    kinds = {(m["method"], m["class"]) for m in from_file}
-    assert {("Binding", "success"), ("Allocate", "success"), ("CreatePermission", "success"),
-            ("ChannelBind", "success")} <= kinds
-    assert any(m["kind"] == "channeldata" for m in from_file)
+    kinds = {(m["transport"], m["method"], m["class"]) for m in from_file}
+    assert {("udp", "Binding", "success"), ("udp", "Allocate", "success"),
+            ("tcp", "Allocate", "success"), ("udp", "CreatePermission", "success")} <= kinds
     assert any(m["tunnel"] for m in from_file)  # ICE checks carried through the relay
-    assert without_frames(from_file) == without_frames(
-        messages(theirs, "--credential", f"{USER}:{PASSWORD}"))
+    assert any(m["kind"] == "channeldata" for m in from_file)
+    same_but_clock(from_file, messages(theirs, "--credential", credential))
 
     final = analysis(ours)["verdicts"]
     assert "ice-connected" in {v["code"] for v in final}

@@ -38,13 +38,13 @@ from stunscope.errors import InputError, UsageError
 __all__ = ["DEFAULT_FILTER", "Interface", "LiveCapture", "LiveStats", "list_interfaces"]
 
 # Well-known UDP services whose first payload byte can fall in the STUN (0-3) or ChannelData
-# (64-79) ranges by chance: DNS, DHCP, NTP, NetBIOS, SSDP, mDNS, LLMNR.
+# (64-127) ranges by chance: DNS, DHCP, NTP, NetBIOS, SSDP, mDNS, LLMNR.
 _UDP_NOISE_PORTS = (53, 67, 68, 123, 137, 138, 1900, 5353, 5355)
 # TCP ports whose traffic is bulk and never decodable STUN: SSH, and TLS (HTTPS, TURNS).
 _TCP_NOISE_PORTS = (22, 443, 5349)
 
 DEFAULT_FILTER = (
-    "(udp and (udp[8] < 4 or (udp[8] > 63 and udp[8] < 80))"
+    "(udp and (udp[8] < 4 or (udp[8] > 63 and udp[8] < 128))"
     + "".join(f" and not port {p}" for p in _UDP_NOISE_PORTS)
     + ") or (tcp"
     + "".join(f" and not port {p}" for p in _TCP_NOISE_PORTS)
@@ -52,13 +52,14 @@ DEFAULT_FILTER = (
 )
 """The capture filter used unless ``-f`` is given (RFC 7983 first-byte ranges, checked in-kernel).
 
-Keeps: UDP datagrams whose first payload byte is 0-3 (STUN, classic STUN, on any port) or 64-79
-(TURN ChannelData, which carries tunnelled STUN); all TCP (STUN over TCP cannot be recognised per
-segment); ICMP/ICMPv6 (unreachables quoting STUN flows); IP fragments (later fragments carry no
-UDP header to test). Keeps out: UDP media and other payloads (DTLS 20-63, RTP/RTCP 128-191,
-QUIC long headers, raw data relayed between a TURN relay and its peers), the UDP services in
-``_UDP_NOISE_PORTS`` and TCP on ports 22, 443 and 5349 (SSH and TLS, which cannot be decoded).
-Pass ``-f ''`` to capture everything.
+Keeps: UDP datagrams whose first payload byte is 0-3 (STUN, classic STUN, on any port) or 64-127
+(TURN ChannelData with the channel numbers 0x4000-0x7FFF of RFC 5766, which coturn's clients still
+use, though RFC 8656 narrowed them to 0x4000-0x4FFF; this lets QUIC short headers through too);
+all TCP (STUN over TCP cannot be recognised per segment); ICMP/ICMPv6 (unreachables quoting STUN
+flows); IP fragments (later fragments carry no UDP header to test). Keeps out: UDP media and
+other payloads (DTLS 20-63, RTP/RTCP 128-191, QUIC long headers, raw data relayed between a TURN
+relay and its peers), the UDP services in ``_UDP_NOISE_PORTS`` and TCP on ports 22, 443 and 5349
+(SSH and TLS, which cannot be decoded). Pass ``-f ''`` to capture everything.
 """
 
 SNAPLEN = 262144

@@ -36,8 +36,9 @@ examples:
   stunscope live --list-interfaces
 
 The default capture filter keeps UDP whose first payload byte is STUN (0-3) or ChannelData
-(64-79) on any port, all TCP except ports 22, 443 and 5349, ICMP and IP fragments; it keeps out
-media (RTP, DTLS), DNS/DHCP/NTP/mDNS/SSDP/LLMNR and SSH/TLS. -f '' captures everything.
+(64-127, RFC 5766 channels) on any port, all TCP except ports 22, 443 and 5349, ICMP and IP
+fragments; it keeps out media (RTP, DTLS), DNS/DHCP/NTP/mDNS/SSDP/LLMNR and SSH/TLS.
+-f '' captures everything.
 
 jsonl: message objects as in `stunscope messages --format jsonl`, with the frame numbers of the
 -w file; {{"kind": "verdict", ...}} (the fields of `analyze --format json` verdicts) for each new
