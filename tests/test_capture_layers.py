@@ -195,7 +195,7 @@ def test_icmp_echo_is_not_a_quote() -> None:
         (1, b"\x00" * 12 + b"\x08\x06" + b"\x00" * 28, NON_IP),  # ARP
         (1, b"\x00" * 12 + b"\x81\x00\x00", MALFORMED),  # cut VLAN tag
         (1, raw(Ether() / UDP4)[:30], MALFORMED),  # cut IPv4 header
-        (101, b"\x45" + b"\x00" * 19, MALFORMED),  # total length 0
+        (101, b"\x45" + b"\x00" * 18, MALFORMED),  # header cut
         (101, raw(UDP4)[:24], MALFORMED),  # cut UDP header
         (229, raw(UDP6)[:30], MALFORMED),
         (101, b"\x30", NON_IP),  # IP version 3
@@ -215,3 +215,10 @@ def test_fragment_table_bounds_the_bytes_it_holds() -> None:
         table.add(("a", ident), 0, True, b"x" * 400, 17, 0.0)
     assert len(table) == 2 and stats.fragment_evictions == 3
     assert table.add(("a", 4), 400, False, b"y" * 8, 17, 0.0) == (17, b"x" * 400 + b"y" * 8)
+
+
+def test_ipv4_total_length_zero_is_segmentation_offload() -> None:
+    packet = bytearray(raw(IP(src="10.0.0.1", dst="192.0.2.7") / TCP(sport=5000, dport=3478, seq=1) / PAYLOAD))
+    packet[2:4] = b"\x00\x00"  # as captured on a sender with TSO
+    result = decode_frame(101, bytes(packet))
+    assert isinstance(result, Transport) and result.payload == PAYLOAD

@@ -188,12 +188,13 @@ def decode_frame(
 
 
 def _ipv4(data: bytes, off: int, ts: float, fragments: FragmentTable | None) -> Decoded:
-    """IPv4 header (RFC 791 §3.1): trim to the total length, reassemble fragments."""
+    """IPv4 header (RFC 791 §3.1): trim to the total length, reassemble fragments. A total length
+    of 0 is what a sender with TCP segmentation offload captures: the frame's length is used."""
     if len(data) < off + 20:
         return MALFORMED
     vihl = data[off]
     ihl = (vihl & 15) * 4
-    total = (data[off + 2] << 8) | data[off + 3]
+    total = ((data[off + 2] << 8) | data[off + 3]) or len(data) - off
     if vihl >> 4 != 4 or ihl < 20 or total < ihl or len(data) < off + ihl:
         return MALFORMED
     end = min(off + total, len(data))
