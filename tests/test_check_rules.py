@@ -176,7 +176,8 @@ def test_cli_check_json(analysis_file: Path, capsys: pytest.CaptureFixture[str])
     (["--expect", "ice.conected"], "column 5: unknown name"),
     ([], "nothing to check"),
     (["--rules", "/nonexistent/rules.toml"], "cannot read rules file"),
-    (["--expect", "true", "--rtt-tolerance-ms", "5"], "needs --baseline"),
+    (["--expect", "true", "--rtt-tolerance-ms", "5"], "need --baseline"),
+    (["--expect", "true", "--baseline-sdp", "x.sdp"], "need --baseline"),
 ])
 def test_cli_check_usage_errors_exit_2(analysis_file: Path, capsys: pytest.CaptureFixture[str],
                                        argv: list[str], message: str) -> None:

@@ -65,6 +65,9 @@ def test_saved_analysis_json_is_a_baseline(tmp_path: Path, capsys: pytest.Captur
     assert main(["diff", str(baseline), str(HOST_AGAIN), *sdp_of(HOST_AGAIN)]) == 0
     assert main(["check", str(HOST_AGAIN), *sdp_of(HOST_AGAIN), "--baseline", str(baseline)]) == 0
     assert "pass   matches baseline" in capsys.readouterr().out
+    assert main(["check", str(HOST_AGAIN), "--baseline", str(HOST),
+                 "--baseline-sdp", str(HOST.with_suffix(".sdp"))]) == 0
+    assert "pass   matches baseline" in capsys.readouterr().out
     assert main(["check", str(RELAY), *sdp_of(RELAY), "--baseline", str(baseline)]) == 1
     out = capsys.readouterr().out
     assert "FAIL   matches baseline" in out and ".selected:" in out

@@ -107,6 +107,12 @@ def add_analysis_input(parser: argparse.ArgumentParser) -> None:
     options.add_credentials(parser)
 
 
+def add_baseline_sdp(parser: argparse.ArgumentParser) -> None:
+    """``--baseline-sdp``: the SDP of a baseline given as a capture (``--sdp`` is the new one's)."""
+    parser.add_argument("--baseline-sdp", action="append", default=[], type=Path, metavar="FILE",
+                        help="SDP for a baseline capture (repeatable); --sdp is for FILE")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``check`` command."""
     parser = subparsers.add_parser(
@@ -128,6 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rtt-tolerance-ms", type=float, default=None, metavar="MS",
                         help="with --baseline: median RTT change ignored below MS plus half the "
                              "baseline's value (default 50)")
+    add_baseline_sdp(parser)
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     options.add_format(parser, ("text", "json"))
     add_analysis_input(parser)
@@ -147,14 +154,14 @@ def run(args: argparse.Namespace) -> int:
     if not rules and args.baseline is None:
         raise UsageError("nothing to check: give --rules FILE, --profile NAME, --expect EXPR "
                          "or --baseline FILE (see --help-rules)")
-    if args.rtt_tolerance_ms is not None and args.baseline is None:
-        raise UsageError("--rtt-tolerance-ms needs --baseline")
+    if args.baseline is None and (args.rtt_tolerance_ms is not None or args.baseline_sdp):
+        raise UsageError("--rtt-tolerance-ms and --baseline-sdp need --baseline")
     path = options.capture_path(args)
     keyring = options.keyring(args)
     loaded = sources.load(path, keyring, args.sdp)
     results = run_rules(rules, loaded.analysis)
     if args.baseline is not None:
-        accepted = sources.load(baseline_path(args.baseline), keyring)
+        accepted = sources.load(baseline_path(args.baseline), keyring, args.baseline_sdp)
         if accepted.error is not None:
             raise accepted.error
         tolerance = baseline.RTT_TOLERANCE_MS if args.rtt_tolerance_ms is None else args.rtt_tolerance_ms

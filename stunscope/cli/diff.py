@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from stunscope.cli import options
-from stunscope.cli.check import add_analysis_input
+from stunscope.cli.check import add_analysis_input, add_baseline_sdp
 
 EPILOG = f"""\
 examples:
@@ -45,8 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rtt-tolerance-ms", type=float, default=None, metavar="MS",
                         help="median RTT changes below MS plus half the baseline's value are "
                              "noise (default 50)")
-    parser.add_argument("--baseline-sdp", action="append", default=[], type=Path, metavar="FILE",
-                        help="SDP for a BASELINE capture (repeatable); --sdp is for NEW")
+    add_baseline_sdp(parser)
     options.add_format(parser, ("text", "json"))
     add_analysis_input(parser)
     parser.set_defaults(func=run)
