@@ -289,3 +289,20 @@ def test_tui_shows_live_traffic_and_quits_cleanly(how: str, tmp_path: Path) -> N
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert done.read_text().strip() == "0"
     assert txids(out) == list(range(7))
+
+
+def test_a_full_queue_counts_its_drops_and_the_file_keeps_everything(tmp_path: Path) -> None:
+    from stunscope.capture.live import LiveCapture
+
+    out = tmp_path / "full.pcapng"
+    with sink() as port:
+        capture = LiveCapture("lo", f"udp dst port {port}", queue_size=10, write=str(out))
+        send_bindings(port, 100)  # nobody reads the queue meanwhile
+        time.sleep(0.5)
+        capture.stop()
+    records = list(capture.records())
+    assert [r.frame for r in records] == list(range(1, 11))
+    stats = capture.stats()
+    assert (stats.captured, stats.dropped_queue, stats.dropped_kernel) == (100, 90, 0)
+    assert txids(out) == list(range(100))
+    assert [r.data for r in records] == [r.data for r in read_records(out)][:10]

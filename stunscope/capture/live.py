@@ -262,7 +262,8 @@ class _FrameSocket:
 class LiveCapture:
     """Capture frames on ``iface`` (BPF ``bpf``; None for no filter) into a bounded queue.
 
-    ``queue_size`` bounds the frames waiting for the analysis; ``write`` is a pcapng path, rotated
+    ``queue_size`` bounds the frames waiting for the analysis and ``queue_bytes`` their bytes
+    (loopback TCP segments reach 64 kB); ``write`` is a pcapng path, rotated
     as a ring of ``ring`` files of ``ring_size_mb`` megabytes (10**6 bytes) when ``ring`` is set.
     ``count`` and ``duration_s`` stop the capture after that many frames or seconds.
 
@@ -277,6 +278,7 @@ class LiveCapture:
         bpf: str | None = DEFAULT_FILTER,
         *,
         queue_size: int = 100_000,
+        queue_bytes: int = 256 * 1024 * 1024,
         write: str | None = None,
         ring: int | None = None,
         ring_size_mb: float | None = None,
@@ -296,6 +298,9 @@ class LiveCapture:
             raise
         self._queue: deque[Record] = deque()
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
+        self._bytes_in = 0
+        self._bytes_out = 0
         self._ready = threading.Event()
         self._started = threading.Event()
         self._finished = threading.Event()
@@ -342,16 +347,21 @@ class LiveCapture:
             del batch[max(0, self._count - self._frames) :]
         writer, queue, linktype = self._writer, self._queue, self.linktype
         room = self._queue_size - len(queue)
+        room_bytes = self._queue_bytes - (self._bytes_in - self._bytes_out)
         frame = self._frames
+        queued_bytes = 0
         for ts_ns, data, orig_len in batch:
             frame += 1
             if writer is not None:
                 writer.write(ts_ns, data, orig_len)
-            if room > 0:  # ts computed as the pcapng reader does, so the file reads back equal
+            if room > 0 and queued_bytes + len(data) <= room_bytes:
+                # ts computed as the pcapng reader does, so the file reads back equal
                 queue.append(Record(frame, ts_ns / 1_000_000_000, linktype, data, orig_len))
                 room -= 1
+                queued_bytes += len(data)
             else:
                 self._dropped_queue += 1
+        self._bytes_in += queued_bytes  # written by this thread only; records() has _bytes_out
         self._frames = frame
         self._ready.set()
 
@@ -405,10 +415,13 @@ class LiveCapture:
         queue, ready = self._queue, self._ready
         while True:
             try:
-                yield queue.popleft()
-                continue
+                record = queue.popleft()
             except IndexError:
                 pass
+            else:
+                self._bytes_out += len(record.data)
+                yield record
+                continue
             if self._finished.is_set():
                 if not queue:
                     return
