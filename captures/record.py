@@ -68,7 +68,7 @@ def record(name: str, outdir: Path = HERE, keep_workdir: bool = False) -> Path:
     tmp = outdir / f".{name}.pcapng.tmp"
     tmp.unlink(missing_ok=True)
     try:
-        with dumpcap(tmp, plan.bpf()):
+        with dumpcap(tmp, scenarios.capture_filter(name, plan)):
             result = fn(plan)
         tmp.chmod(0o644)
         tmp.replace(out)

@@ -598,6 +598,139 @@ def ipv6(plan: Plan | None = None) -> Result:
         return Result("ipv6")
 
 
+class SymmetricNat:
+    """A user-space NAT with address-and-port-dependent mapping and filtering, on loopback.
+
+    Each ``front`` address (what the client sends to, standing for a server's public address)
+    forwards to its ``back`` address (the real server). Every new (client, front) pair gets a
+    new outside socket on ``public_ip`` (a new mapping per destination: a symmetric NAT), and
+    only answers from that exact back address come in. A capture filter that excludes
+    ``public_ip`` shows the client's side of the NAT only, as a capture on a phone would.
+    """
+
+    def __init__(self, fronts: dict[tuple[str, int], tuple[str, int]], public_ip: str,
+                 public_ports: list[int]) -> None:
+        import threading
+
+        self.fronts = {}
+        for front, back in fronts.items():
+            sk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sk.bind(front)
+            self.fronts[sk] = (front, back)
+        self.public_ip, self.ports = public_ip, iter(public_ports)
+        self.mappings: dict[tuple, socket.socket] = {}  # (client, front) -> outside socket
+        self.reverse: dict[socket.socket, tuple] = {}  # outside socket -> (client, front sock, back)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        import select
+
+        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            socks = list(self.fronts) + list(self.reverse)
+            ready, _, _ = select.select(socks, [], [], 0.05)
+            for sk in ready:
+                try:
+                    data, src = sk.recvfrom(4096)
+                except OSError:
+                    continue
+                if sk in self.fronts:
+                    front, back = self.fronts[sk]
+                    out = self.mappings.get((src, front))
+                    if out is None:
+                        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        out.bind((self.public_ip, next(self.ports)))
+                        self.mappings[(src, front)] = out
+                        self.reverse[out] = (src, sk, back)
+                    out.sendto(data, back)
+                else:
+                    client, front_sock, back = self.reverse[sk]
+                    if src == back:  # address-and-port-dependent filtering
+                        front_sock.sendto(data, client)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for sk in list(self.fronts) + list(self.reverse):
+            sk.close()
+
+
+def _binding(sock: socket.socket, server: tuple[str, int], attrs=(), tries: int = 3) -> None:
+    txid = os.urandom(12)
+    msg = stun_message(BINDING, REQUEST, list(attrs), txid=txid)
+    for _ in range(tries):
+        sock.sendto(msg, server)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(4096)
+            except (socket.timeout, ConnectionRefusedError):
+                break
+            if data[8:20] == txid:
+                return
+
+
+def nat_symmetric(plan: Plan | None = None) -> Result:
+    """A client behind a symmetric NAT, seen from the client's side. Two STUN servers (one
+    turnserver listening on 127.0.0.3 and 127.0.0.4, plus an auxiliary listener on
+    127.0.0.3:port+1) sit behind a user-space NAT (SymmetricNat) whose fronts are 127.0.0.1:port,
+    127.0.0.2:port and 127.0.0.1:port+1 and whose public address is 127.0.0.5. One client socket
+    (a Python STUN client) sends Binding requests to the three fronts and again to the first:
+    XOR-MAPPED-ADDRESS is 127.0.0.5 with a different port per destination address and port,
+    and the same port again for the same destination (symmetric-nat: address-and-port-dependent
+    mapping). The capture excludes 127.0.0.5, the NAT's outside."""
+    with _planned(plan) as plan:
+        S = plan.server_port
+        extra = ("--no-rfc5780", f"--aux-server=127.0.0.3:{S + 1}")
+        with turnserver(plan, ips=("127.0.0.3", "127.0.0.4"), extra=extra):
+            nat = SymmetricNat({("127.0.0.1", S): ("127.0.0.3", S),
+                                ("127.0.0.2", S): ("127.0.0.4", S),
+                                ("127.0.0.1", S + 1): ("127.0.0.3", S + 1)},
+                               "127.0.0.5", list(range(plan.port(AGENTS), plan.port(RELAY_MIN))))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind(("127.0.0.1", plan.port(SINK)))
+                sock.settimeout(0.5)
+                for dst in (("127.0.0.1", S), ("127.0.0.2", S), ("127.0.0.1", S + 1),
+                            ("127.0.0.1", S)):
+                    _binding(sock, dst)
+                    time.sleep(0.1)
+            finally:
+                sock.close()
+                nat.close()
+        return Result("nat-symmetric")
+
+
+nat_symmetric.capture_filter = lambda plan: f"({plan.bpf()}) and not host 127.0.0.5"
+
+
+def bad_fingerprint(plan: Plan | None = None) -> Result:
+    """A Python STUN client sends coturn a good Binding request (answered), then one whose
+    FINGERPRINT is wrong (CRC-32 off by one) twice: coturn (run with --fingerprint) does not
+    answer it; then a good one again (answered) (bad-fingerprint, unanswered-request)."""
+    with _planned(plan) as plan:
+        with turnserver(plan):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind(("127.0.0.1", 0))
+                sock.settimeout(0.5)
+                server = ("127.0.0.1", plan.server_port)
+                _binding(sock, server)
+                bad = bytearray(stun_message(BINDING, REQUEST, [(0x8022, b"stunscope")]))
+                bad[-1] ^= 0x01
+                for _ in range(2):
+                    sock.sendto(bytes(bad), server)
+                    with contextlib.suppress(OSError):
+                        sock.recv(4096)
+                _binding(sock, server)
+            finally:
+                sock.close()
+            time.sleep(0.2)
+        return Result("bad-fingerprint")
+
+
 # --------------------------------------------------------------------------- aioice scenarios
 
 
@@ -860,6 +993,8 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
     "turn-data-without-permission": turn_data_without_permission,
     "unanswered": unanswered,
     "ipv6": ipv6,
+    "nat-symmetric": nat_symmetric,
+    "bad-fingerprint": bad_fingerprint,
     "ice-host": ice_host,
     "ice-host-2": ice_host_2,
     "ice-turn-relay": ice_turn_relay,
@@ -867,6 +1002,12 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
     "ice-unreachable": ice_unreachable,
     "ice-role-conflict": ice_role_conflict,
 }
+
+
+def capture_filter(name: str, plan: Plan) -> str:
+    """The capture filter for scenario ``name`` run with ``plan`` (usually ``plan.bpf()``)."""
+    custom = getattr(SCENARIOS[name], "capture_filter", None)
+    return custom(plan) if custom else plan.bpf()
 
 
 def run(name: str, plan: Plan | None = None) -> Result:

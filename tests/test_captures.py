@@ -165,6 +165,9 @@ STORIES: dict[str, list[dict]] = {
         S("CreatePermission", "success"), S("Send", "indication"), S("Data", "indication"),
         S("Send", "indication"), S("Send", "indication"), S("Refresh", "request", lifetime=0)],
     "unanswered": [S("Binding", "request")] * 4 + [S("Binding", "request", icmp=True)],
+    "nat-symmetric": [S("Binding", "request"), S("Binding", "success")] * 4,
+    "bad-fingerprint": [S("Binding", "request"), S("Binding", "success")]
+    + [S("Binding", "request")] * 3 + [S("Binding", "success")],
     "ipv6": [S("Binding", "request", ipv6=True), S("Binding", "success", ipv6=True),
              S("Allocate", "error", error=401, ipv6=True), S("Allocate", "success", ipv6=True),
              S("ChannelBind", "success", ipv6=True), {"channeldata": True, "ipv6": True},
@@ -221,6 +224,37 @@ def test_ice_failures_never_succeed():
 def test_unanswered_has_no_answers():
     msgs = messages(CAPTURES / "unanswered.pcapng")
     assert {m.cls for m in msgs} == {"request"}
+
+
+def _fields(path: Path, display: str, *fields: str) -> list[list[str]]:
+    args = ["tshark", "-n", "-r", str(path), "-Y", display, "-T", "fields"]
+    for f in fields:
+        args += ["-e", f]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_nat_symmetric_maps_each_destination_to_its_own_port():
+    rows = _fields(CAPTURES / "nat-symmetric.pcapng", "stun.type == 0x0101",
+                   "ip.src", "udp.srcport", "ip.dst", "udp.dstport", "stun.att.ipv4-xord",
+                   "stun.att.port-xord")
+    assert len(rows) == 4 and len({(r[2], r[3]) for r in rows}) == 1, "one local endpoint"
+    public = {int(r[4], 16) ^ 0x2112A442 for r in rows}
+    assert public == {0x7F000005}, "mapped to the NAT's public address 127.0.0.5"
+    ports = [int(r[5], 16) ^ 0x2112 for r in rows]
+    assert len(set(ports[:3])) == 3, "a new mapping per destination address and port"
+    assert ports[3] == ports[0], "the same destination reuses its mapping"
+    assert all(p != int(rows[0][3]) for p in ports), "mapped differs from the local port"
+
+
+def test_bad_fingerprint_requests_are_not_answered():
+    rows = _fields(CAPTURES / "bad-fingerprint.pcapng", "stun", "stun.type", "stun.id",
+                   "stun.att.crc32.status")
+    bad = [r for r in rows if r[2] == "0"]
+    assert len(bad) == 2 and all(r[0] == "0x0001" for r in bad)
+    answered = {r[1] for r in rows if r[0] == "0x0101"}
+    assert not {r[1] for r in bad} & answered
+    assert len(answered) == 2
 
 
 def test_binding_has_rfc5780_answers_from_the_alternate_address():
