@@ -46,6 +46,18 @@ def test_json_follows_the_contract(stun_pcap: Path, capsys: pytest.CaptureFixtur
     assert doc["capture"]["frames"] == 201
 
 
+def test_cli_json_is_to_json(stun_pcap: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stunscope.analysis import analyze
+    from stunscope.capture.stats import CaptureStats
+    from stunscope.capture.stream import open_events
+
+    main(["analyze", str(stun_pcap), "--format", "json"])
+    printed = json.loads(capsys.readouterr().out)
+    stats = CaptureStats()
+    direct = analyze(open_events(stun_pcap, stats), stats=stats, file=str(stun_pcap)).to_json()
+    assert printed == json.loads(json.dumps(direct))
+
+
 def test_json_is_stable_between_runs(stun_pcap: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["analyze", str(stun_pcap), "--format", "json"])
     first = capsys.readouterr().out

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stunscope.analysis.ice import Check, IceSessionState, IceTracker, ufrags
 from stunscope.analysis.nat import NatTracker, change_flags
-from stunscope.analysis.results import Analysis, CaptureSummary, Verdict
+from stunscope.analysis.results import SCHEMA, Analysis, CaptureSummary, Verdict
 from stunscope.analysis.sdp import SdpIce, read_sdp
 from stunscope.analysis import transactions as _transactions
 from stunscope.analysis.transactions import COPY_S, TransactionTracker
@@ -376,7 +376,7 @@ class Analyzer:
         )
         servers = sorted(self.tx.server_results(), key=lambda s: s.server)
         return Analysis(
-            capture, tuple(transactions), tuple(servers), tuple(allocations), tuple(sessions),
+            SCHEMA, capture, tuple(transactions), tuple(servers), tuple(allocations), tuple(sessions),
             tuple(nat), ordered(merged(verdicts)),
         )
 

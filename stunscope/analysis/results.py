@@ -267,8 +267,10 @@ class CaptureSummary:
 @dataclass(frozen=True, slots=True)
 class Analysis:
     """Everything ``analyze`` found. ``to_json`` is the DESIGN.md v1 object, in a stable order
-    (each list sorted by first frame) so two analyses can be diffed."""
+    (each list sorted by first frame) so two analyses can be diffed. The field order is the JSON
+    key order, so ``orjson.dumps(analysis)`` writes the same object without building dicts."""
 
+    schema: str
     capture: CaptureSummary
     transactions: tuple[Transaction, ...]
     servers: tuple[ServerStats, ...]
@@ -279,6 +281,4 @@ class Analysis:
 
     def to_json(self) -> dict[str, Any]:
         """The ``analyze --format json`` object (schema ``stunscope.analysis/1``)."""
-        out: dict[str, Any] = {"schema": SCHEMA}
-        out.update(jsonable(self))
-        return out
+        return jsonable(self)

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         import orjson
 
-        sys.stdout.buffer.write(orjson.dumps(analysis.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        # orjson writes the frozen dataclasses natively: the same object as to_json(), faster.
+        sys.stdout.buffer.write(orjson.dumps(analysis, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         from stunscope.report.analysis_text import render
 
