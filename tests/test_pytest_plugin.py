@@ -139,3 +139,25 @@ def test_plugin_can_be_switched_off(pytester: pytest.Pytester) -> None:
     result = run(pytester, "-p", "no:stunscope")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'stunscope_capture' not found*"])
+
+
+def test_damaged_capture_fails_unless_allowed(pytester: pytest.Pytester) -> None:
+    folder = pytester.path / "captures"
+    folder.mkdir()
+    data = (CAPTURES / "ice-host.pcapng").read_bytes()
+    (folder / "cut.pcapng").write_bytes(data[: len(data) * 2 // 3 + 5])
+    pytester.makepyfile('''
+        def test_strict(stunscope_capture):
+            stunscope_capture("cut.pcapng")
+
+        def test_allowed(stunscope_capture):
+            analysis = stunscope_capture("cut.pcapng", allow_damaged=True)
+            assert analysis.input_error is not None and analysis.transactions()
+
+        def test_bad_credential(stunscope_capture):
+            stunscope_capture("cut.pcapng", credentials=["no-colon"])
+    ''')
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*stunscope: *cut.pcapng*(pass allow_damaged=True to test what was read)*",
+                                 "*stunscope: credential #1:*"])

@@ -5,10 +5,11 @@ rootdir) say where captures live; the default is ``captures/`` under the rootdir
 
 Fixtures:
 
-- ``stunscope_capture``: a function ``(name, *, sdp=None, credentials=()) -> CaptureAnalysis``;
-  ``name`` is relative to the captures folder (or absolute); ``sdp=None`` reads the sidecar
-  ``NAME.sdp`` when there is one; ``credentials`` are ``USER:PASSWORD`` / ``ice=PASSWORD``
-  strings. Each capture is analysed once per test.
+- ``stunscope_capture``: a function ``(name, *, sdp=None, credentials=(), allow_damaged=False)
+  -> CaptureAnalysis``; ``name`` is relative to the captures folder (or absolute); ``sdp=None``
+  reads the sidecar ``NAME.sdp`` when there is one; ``credentials`` are ``USER:PASSWORD`` /
+  ``ice=PASSWORD`` strings. A damaged capture fails the test unless ``allow_damaged`` (then
+  ``.input_error`` says what happened). Each capture is analysed once per test.
 - ``stun_analysis``: the analysis of the capture named by ``@pytest.mark.stunscope_capture(NAME)``.
 - ``stunscope_captures_dir``: the captures folder.
 
@@ -69,12 +70,13 @@ def stunscope_captures_dir(pytestconfig: pytest.Config) -> Path:
 def stunscope_capture(stunscope_captures_dir: Path) -> Callable[..., "CaptureAnalysis"]:
     """Open a capture by name and return its analysis (see the module docstring)."""
     from stunscope.check.assertions import CaptureAnalysis
+    from stunscope.errors import StunscopeError
     from stunscope.wire.integrity import Keyring, parse_credential
 
     opened: dict[tuple[Path, tuple[Path, ...], tuple[str, ...]], CaptureAnalysis] = {}
 
     def open_capture(name: str | Path, *, sdp: Sequence[str | Path] | None = None,
-                     credentials: Sequence[str] = ()) -> CaptureAnalysis:
+                     credentials: Sequence[str] = (), allow_damaged: bool = False) -> CaptureAnalysis:
         path = stunscope_captures_dir / name
         if not path.is_file():
             pytest.fail(f"stunscope: capture {name} not found in {stunscope_captures_dir} "
@@ -89,10 +91,20 @@ def stunscope_capture(stunscope_captures_dir: Path) -> Callable[..., "CaptureAna
             keyring = None
             if credentials:
                 keyring = Keyring()
-                for text in credentials:
-                    keyring.add(parse_credential(text))
-            opened[key] = CaptureAnalysis.from_file(path, keyring, sdp_paths)
-        return opened[key]
+                for number, text in enumerate(credentials, 1):
+                    try:
+                        keyring.add(parse_credential(text))
+                    except ValueError as exc:
+                        pytest.fail(f"stunscope: credential #{number}: {exc}", pytrace=False)
+            try:
+                opened[key] = CaptureAnalysis.from_file(path, keyring, sdp_paths)
+            except StunscopeError as exc:
+                pytest.fail(f"stunscope: {exc}", pytrace=False)
+        analysis = opened[key]
+        if analysis.input_error is not None and not allow_damaged:
+            pytest.fail(f"stunscope: {analysis.input_error} (pass allow_damaged=True to test "
+                        f"what was read)", pytrace=False)
+        return analysis
 
     return open_capture
 
