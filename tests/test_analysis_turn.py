@@ -209,3 +209,13 @@ def test_allocations_are_bounded(monkeypatch) -> None:
     result = s.analyze()
     assert len(result.allocations) == 20
     assert result.capture.evictions["allocations"] == 40
+
+
+def test_permissions_per_allocation_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr("stunscope.analysis.turn.MAX_PEERS", 3)
+    s = Script()
+    allocate(s)
+    s.transaction(1, C, S, CREATE_PERMISSION, [*(xor_peer(f"198.51.100.{i}:1") for i in range(10)), *AUTH])
+    result = s.analyze()
+    assert len(result.allocations[0].permissions) == 3
+    assert result.capture.evictions["allocation_peers"] == 7

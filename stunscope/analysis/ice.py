@@ -39,6 +39,8 @@ MAX_SESSIONS = 2_000
 """ICE sessions kept; further sessions are counted as evicted."""
 MAX_PAIRS = 1_000
 """Pairs kept per session."""
+MAX_ALL_PAIRS = 50_000
+"""Pairs kept over all sessions."""
 MAX_FRAMES = 32
 """Evidence frames kept per pair."""
 
@@ -176,7 +178,7 @@ class IceTracker:
         pkey = (src, dst) if outbound else (dst, src)
         pair = session.pairs.get(pkey)
         if pair is None:
-            if len(session.pairs) >= MAX_PAIRS:
+            if len(session.pairs) >= MAX_PAIRS or len(self.by_flow) >= 2 * MAX_ALL_PAIRS:
                 self.evicted_pairs += 1
                 return None
             pair = session.pairs[pkey] = PairState(pkey[0], pkey[1], frame)

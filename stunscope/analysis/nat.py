@@ -28,8 +28,10 @@ CHANGE_IP, CHANGE_PORT = 0x04, 0x02
 
 MAX_LOCALS = 10_000
 """Local endpoints kept; more are counted as evicted."""
-MAX_SERVERS_PER_LOCAL = 64
+MAX_SERVERS_PER_LOCAL = 16
 """Servers remembered per local endpoint."""
+MAX_REFLEXIVE = 50_000
+"""Mapped addresses remembered for candidate typing."""
 
 EI, AD, APD, UNKNOWN = (
     "endpoint-independent", "address-dependent", "address-and-port-dependent", "unknown",
@@ -74,7 +76,8 @@ class NatTracker:
 
     def mapped(self, local: Endpoint, server: Endpoint, mapped: Endpoint, frame: int) -> None:
         """A server answered ``local`` with ``mapped`` (RFC 8489 §14.2)."""
-        self.reflexive.add(mapped)
+        if len(self.reflexive) < MAX_REFLEXIVE:
+            self.reflexive.add(mapped)
         state = self._local(local, frame)
         if state is not None and (server in state.bindings or len(state.bindings) < MAX_SERVERS_PER_LOCAL):
             state.bindings[server] = (mapped, frame)

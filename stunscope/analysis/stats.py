@@ -2,15 +2,17 @@
 
 RTT samples are kept in a bounded list: when it fills, every other sample is dropped and only
 every second new one is kept from then on (deterministic decimation), so a million answers
-cost at most ``MAX_SAMPLES`` floats while p50/p95 stay representative; ``max`` is exact.
+cost at most ``MAX_SAMPLES`` doubles while p50/p95 stay representative; ``max`` is exact.
 """
 
 from __future__ import annotations
 
+from array import array
+
 from stunscope.analysis.results import RttSummary, ServerStats
 
-MAX_SAMPLES = 4096
-"""RTT samples kept per server before decimation."""
+MAX_SAMPLES = 1024
+"""RTT samples kept per server before decimation (8 bytes each, in an ``array``)."""
 
 
 class RttSamples:
@@ -19,7 +21,7 @@ class RttSamples:
     __slots__ = ("samples", "stride", "seen", "max", "count")
 
     def __init__(self) -> None:
-        self.samples: list[float] = []
+        self.samples = array("d")
         self.stride = 1
         self.seen = 0
         self.max: float | None = None

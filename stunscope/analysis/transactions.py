@@ -52,7 +52,7 @@ MAX_PENDING = 20_000
 MAX_LISTED = 10_000
 """Finished transactions listed individually; the rest are counted in the statistics only."""
 
-MAX_SERVERS = 10_000
+MAX_SERVERS = 2_000
 """Servers with their own statistics; further servers are counted in one evicted figure."""
 
 _RECENT = 8192

@@ -21,7 +21,8 @@ RFC 6062: Connect (§4.3) and ConnectionAttempt (§4.4) create peer data connect
 by CONNECTION-ID; ConnectionBind (§4.4) on a new client connection binds one.
 
 Tables are bounded: ``MAX_ALLOCATIONS`` allocations (ended ones evicted first among the oldest),
-``MAX_PEERS`` peers per allocation for data accounting; evictions are counted.
+``MAX_PEERS`` permissions, channels and peers per allocation and ``MAX_ENTRIES`` in all;
+evictions are counted.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ CHANNEL_QUARANTINE_S = 300
 MAX_ALLOCATIONS = 10_000
 """Allocations kept (live and ended); the oldest ended one (else the oldest) is evicted."""
 MAX_PEERS = 256
-"""Peers with their own data counters per allocation."""
+"""Permissions, channels and peers with data counters, each, per allocation."""
+MAX_ENTRIES = 100_000
+"""Permissions, channels and peers over all allocations."""
 
 Key = tuple[str, Endpoint, Endpoint]
 
@@ -211,7 +214,7 @@ class TurnTracker:
     """Follows every TURN allocation of a capture; see the module docstring."""
 
     __slots__ = ("allocs", "closed", "order", "by_connection", "relayed", "log", "evicted",
-                 "evicted_peers", "unattributed_channeldata", "peer_cache")
+                 "evicted_peers", "unattributed_channeldata", "peer_cache", "entries")
 
     def __init__(self, log: VerdictLog) -> None:
         self.allocs: dict[Key, AllocationState] = {}
@@ -224,6 +227,7 @@ class TurnTracker:
         self.evicted_peers = 0
         self.unattributed_channeldata = 0
         self.peer_cache: dict[bytes, Endpoint] = {}
+        self.entries = 0
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -259,7 +263,16 @@ class TurnTracker:
         del allocs[victim.key]
         self._forget(victim)
 
+    def _room(self, table: dict) -> bool:  # type: ignore[type-arg]
+        """Whether one more permission/channel/peer may be kept (else counted as evicted)."""
+        if len(table) >= MAX_PEERS or self.entries >= MAX_ENTRIES:
+            self.evicted_peers += 1
+            return False
+        self.entries += 1
+        return True
+
     def _forget(self, alloc: AllocationState) -> None:
+        self.entries -= len(alloc.permissions) + len(alloc.channels) + len(alloc.peers)
         if alloc.relayed is not None and self.relayed.get(alloc.relayed) is alloc:
             del self.relayed[alloc.relayed]
         for conn_id in alloc.connections:
@@ -405,7 +418,8 @@ class TurnTracker:
     def _permit(self, alloc: AllocationState, peer_ip: str, frame: int, ts: float) -> None:
         perm = alloc.permissions.get(peer_ip)
         if perm is None:
-            alloc.permissions[peer_ip] = _Perm(frame, ts + PERMISSION_S)
+            if self._room(alloc.permissions):
+                alloc.permissions[peer_ip] = _Perm(frame, ts + PERMISSION_S)
         else:
             perm.refreshes += 1
             perm.expires = ts + PERMISSION_S
@@ -415,7 +429,9 @@ class TurnTracker:
         if chan is None or chan.peer != peer:
             if chan is not None:
                 alloc.old_channels[number] = (chan.peer, chan.expires)
-            alloc.channels[number] = _Chan(peer, frame, ts + CHANNEL_S)
+                alloc.channels[number] = _Chan(peer, frame, ts + CHANNEL_S)
+            elif self._room(alloc.channels):
+                alloc.channels[number] = _Chan(peer, frame, ts + CHANNEL_S)
         else:
             chan.refreshes += 1
             chan.expires = ts + CHANNEL_S
@@ -578,8 +594,7 @@ class TurnTracker:
     def _peer(self, alloc: AllocationState, peer: Endpoint) -> list[int] | None:
         counters = alloc.peers.get(peer)
         if counters is None:
-            if len(alloc.peers) >= MAX_PEERS:
-                self.evicted_peers += 1
+            if not self._room(alloc.peers):
                 return None
             counters = alloc.peers[peer] = [0, 0, 0, 0, 0, 0]
         return counters
