@@ -132,7 +132,7 @@ def test_junit_document_structure() -> None:
     assert failure is not None and "no transactions where" in (failure.get("message") or "")
     assert "frames: 3, 4" in (failure.text or "")
     for case in cases:
-        assert case.get("classname") == "stunscope.run" and case.get("time") == "0"
+        assert case.get("classname") == "stunscope.run" and float(case.get("time") or "x") >= 0
 
 
 def test_junit_warning_stays_a_passing_testcase() -> None:

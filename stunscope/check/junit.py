@@ -1,9 +1,9 @@
 """JUnit XML for ``check --junit FILE``: one testsuite per input, one testcase per rule.
 
 The layout CI servers read (Jenkins, GitLab, GitHub test reporters): ``testsuites`` >
-``testsuite`` (tests/failures/errors/skipped counts) > ``testcase`` (classname, name, time) with a
-``failure`` (message attribute, evidence text) for a failed error-severity rule and an ``error``
-for one that could not be evaluated. A failed warning-severity rule stays a passing testcase with
+``testsuite`` (tests/failures/errors/skipped counts) > ``testcase`` (classname, name, and the
+seconds the rule took to evaluate) with a ``failure`` (message attribute, evidence text) for a
+failed error-severity rule and an ``error`` for one that could not be evaluated. A failed warning-severity rule stays a passing testcase with
 the warning in ``system-out``, so it never turns the pipeline red. A damaged input adds a testcase
 ``capture readable`` with an ``error``.
 """
@@ -40,7 +40,8 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree:
     cases = []
     failures = errors = 0
     for result in outcome.results:
-        case = ET.Element("testcase", classname=classname, name=_text(result.rule.name), time="0")
+        case = ET.Element("testcase", classname=classname, name=_text(result.rule.name),
+                          time=f"{result.seconds:.6f}")
         if result.status == "error":
             errors += 1
             ET.SubElement(case, "error", message=_text(result.message), type="rule-error").text = \
@@ -58,8 +59,9 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree:
         case = ET.Element("testcase", classname=classname, name="capture readable", time="0")
         ET.SubElement(case, "error", message=_text(str(outcome.input_error)), type="input-error")
         cases.append(case)
+    seconds = sum(result.seconds for result in outcome.results)
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": str(errors),
-              "skipped": "0", "time": "0"}
+              "skipped": "0", "time": f"{seconds:.6f}"}
     root = ET.Element("testsuites", name="stunscope", **counts)
     suite = ET.SubElement(root, "testsuite", name=_text(suite_name), **counts)
     properties = ET.SubElement(suite, "properties")

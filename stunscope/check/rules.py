@@ -17,6 +17,7 @@ names and expressions that do not parse are usage errors (exit 2) that name the 
 
 from __future__ import annotations
 
+import time
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class RuleResult:
     found: list[str] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
     message: str = ""
+    seconds: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -180,12 +182,14 @@ def run_rule(rule: Rule, analysis: dict[str, Any]) -> RuleResult:
     """Evaluate one rule on an analysis JSON object."""
     if rule.expression is None:
         raise ValueError(f"rule {rule.name!r} has no expression to evaluate")
+    started = time.perf_counter()
     try:
         truth = rule.expression.evaluate(analysis)
     except ExpressionError as exc:
-        return RuleResult(rule, "error", message=str(exc))
+        return RuleResult(rule, "error", message=str(exc), seconds=time.perf_counter() - started)
     status = "pass" if truth.ok else "fail"
-    return RuleResult(rule, status, truth.found, frames_of(truth.evidence))
+    return RuleResult(rule, status, truth.found, frames_of(truth.evidence),
+                      seconds=time.perf_counter() - started)
 
 
 def run_rules(rules: Iterable[Rule], analysis: dict[str, Any]) -> list[RuleResult]:
