@@ -76,3 +76,25 @@ def test_inconsistent_options_are_usage_errors(args: tuple[str, ...], message: s
     out = live(*args, "--format", "jsonl")
     assert out.returncode == 2
     assert message in one_line(out.stderr)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to add and delete an interface")
+def test_interface_going_away_ends_the_capture_with_exit_3() -> None:
+    name = f"stsifb{os.getpid() % 100000}"
+    if subprocess.run(["ip", "link", "add", name, "type", "ifb"], capture_output=True).returncode:
+        pytest.skip("cannot create an ifb interface here")
+    try:
+        subprocess.run(["ip", "link", "set", name, "up"], check=True, timeout=10)
+        proc = subprocess.Popen([sys.executable, "-m", "stunscope", "live", "-i", name,
+                                 "--format", "jsonl"], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        assert "capturing on" in proc.stderr.readline()
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=10)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == f"stunscope: capture on {name} stopped: Network is down"
+    assert out.splitlines()[-1].startswith('{"kind":"capture"')

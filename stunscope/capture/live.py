@@ -195,6 +195,8 @@ class _FrameSocket:
         self._buf = bytearray(SNAPLEN)
         self._view = memoryview(self._buf)
         self.kernel_drops = 0
+        self.error: OSError | None = None
+        """The error that ended the capture (the interface went down or away), if any."""
         self._stats_lock = threading.Lock()
 
     def _drain(self) -> None:
@@ -230,9 +232,10 @@ class _FrameSocket:
             except BlockingIOError:
                 break
             except OSError as exc:
-                if exc.errno == errno.EBADF:  # closed by stop()
+                if exc.errno == errno.EBADF or batch:  # closed; or report the error next call
                     break
-                raise
+                self.error = exc  # e.g. ENETDOWN: the interface went away
+                raise EOFError from None  # the sniffer loop closes the socket quietly and ends
             flags = socket.MSG_DONTWAIT
             ts_ns = 0
             for level, kind, data in ancillary:
@@ -436,6 +439,14 @@ class LiveCapture:
         """Counters so far (``dropped_kernel`` is refreshed by this call)."""
         kernel = self._socket.read_kernel_drops()
         return LiveStats(self._frames, self._dropped_queue, kernel)
+
+    @property
+    def error(self) -> InputError | None:
+        """Why the capture ended on its own (the interface went down or away), if it did."""
+        error = self._socket.error
+        if error is None:
+            return None
+        return InputError(f"capture on {self.iface} stopped: {error.strerror or error}")
 
     def request_stop(self) -> None:
         """Ask the capture to stop within 100 ms (safe in a signal handler, unlike ``stop``)."""

@@ -47,7 +47,8 @@ verdict; with rules {{"kind": "check", ...}} (`check --format json`); last
 also go to stderr at the end.
 
 exit codes: 0 ok, 1 a --rules/--profile/--expect rule failed, 2 usage error, unknown interface or
-bad filter, 3 no permission to capture (root or CAP_NET_RAW needed) or -w cannot be written
+bad filter, 3 no permission to capture (root or CAP_NET_RAW needed), -w cannot be written, or the
+interface went away during the capture (what was captured is still reported)
 
 {options.CREDENTIALS_HELP}"""
 
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.format is None:
             _tui(capture, args.interface)
+            if capture.error is not None:
+                raise capture.error
             return EXIT_OK
         from stunscope.analysis import Analyzer
         from stunscope.capture.stats import CaptureStats
@@ -153,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         capture.stop()
         sys.stderr.write(f"stunscope: {capture.stats()}\n")
-    return stream.finish(analysis, rules, capture.stats())
+    code = stream.finish(analysis, rules, capture.stats())
+    if capture.error is not None:  # what was captured is reported above; exit 3
+        raise capture.error
+    return code
 
 
 def _tui(capture: Any, iface: str) -> None:
