@@ -15,6 +15,12 @@ from stunscope.analysis.results import SEVERITIES, Allocation, Analysis, IceSess
 from stunscope.wire.text import safe_text
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "note "}
+MAX_ITEMS = 50
+"""Sessions, allocations, servers and NAT endpoints shown per section (the JSON has them all)."""
+
+
+def _more(total: int) -> list[str]:
+    return [f"  … {total - MAX_ITEMS} more (see --format json)"] if total > MAX_ITEMS else []
 
 
 def _frames(frames: tuple[int, ...], count: int) -> str:
@@ -114,13 +120,13 @@ def _transactions(analysis: Analysis) -> list[str]:
     if analysis.servers:
         rows = [("server", "requests", "ok", "error", "timeout", "success", "p50 ms", "p95 ms",
                  "max ms")]
-        for s in analysis.servers:
+        for s in analysis.servers[:MAX_ITEMS]:
             rate = f"{s.success_rate * 100:.0f}%" if s.success_rate is not None else "-"
             rtt = s.rtt_ms
             rows.append((s.server, str(s.requests), str(s.success), str(s.errors),
                          str(s.timeouts), rate,
                          *(f"{x:.1f}" if x is not None else "-" for x in (rtt.p50, rtt.p95, rtt.max))))
-        lines += _table(rows)
+        lines += _table(rows) + _more(len(analysis.servers))
     return lines
 
 
@@ -129,20 +135,23 @@ def render(analysis: Analysis) -> str:
     lines = _verdicts(analysis)
     if analysis.ice:
         lines += ["", f"ICE SESSIONS ({len(analysis.ice)})"]
-        for session in analysis.ice:
+        for session in analysis.ice[:MAX_ITEMS]:
             lines += _session(session)
+        lines += _more(len(analysis.ice))
     if analysis.allocations:
         lines += ["", f"TURN ALLOCATIONS ({len(analysis.allocations)})"]
-        for alloc in analysis.allocations:
+        for alloc in analysis.allocations[:MAX_ITEMS]:
             lines += _allocation(alloc)
+        lines += _more(len(analysis.allocations))
     lines += [""] + _transactions(analysis)
     if analysis.nat:
         lines += ["", "NAT BEHAVIOUR"]
-        for nat in analysis.nat:
+        for nat in analysis.nat[:MAX_ITEMS]:
             lines.append(f"  {nat.local} -> {', '.join(nat.mapped) or '-'}: mapping "
                          f"{nat.mapping_behavior}, filtering {nat.filtering_behavior}, "
                          f"RFC 3489 {nat.rfc3489_type}")
             lines.append(f"    {nat.reason}")
+        lines += _more(len(analysis.nat))
     cap = analysis.capture
     span = (cap.last_ts - cap.first_ts) if cap.first_ts is not None and cap.last_ts is not None else 0.0
     evicted = {k: v for k, v in cap.evictions.items() if v}
