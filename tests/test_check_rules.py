@@ -103,6 +103,7 @@ def test_outcome_exit_codes() -> None:
     assert CheckOutcome("x", passing).exit_code == 0
     assert CheckOutcome("x", failing).exit_code == 1
     assert CheckOutcome("x", warning).exit_code == 0
+    assert CheckOutcome("x", warning, fail_on_warning=True).exit_code == 1
     assert CheckOutcome("x", passing, InputError("truncated")).exit_code == 3
     erroring = run_rules(collect_rules(expects=["transactions.method > 2"]), CONNECTED)
     assert erroring[0].status == "error"
@@ -140,6 +141,10 @@ def test_junit_warning_stays_a_passing_testcase() -> None:
     (case,) = tree.getroot().iter("testcase")
     assert case.find("failure") is None
     assert "warning: expected: p95" in (case.findtext("system-out") or "")
+    strict = junit_tree(CheckOutcome("x.json", run_rules(warning_rules(), CONNECTED), fail_on_warning=True))
+    failure = strict.getroot().find("testsuite/testcase/failure")
+    assert failure is not None and failure.get("type") == "warning"
+    assert strict.getroot().get("failures") == "1"
 
 
 def test_junit_strips_characters_xml_cannot_carry() -> None:
@@ -250,3 +255,12 @@ def test_ci_doc_workflow_records_checks_and_uploads_junit() -> None:
     assert all(s.get("if") == "always()" for s in steps if "name" in s and "Stop" in s["name"])
     live = yaml.safe_load(live_steps.replace("      # ... run the tests, then:\n", ""))
     assert "live -i lo -w" in live[0]["run"]
+
+
+def test_cli_fail_on_warning(analysis_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write(tmp_path / "rules.toml", "[[rule]]\nname = 'relay'\nexpect = 'ice.selected.relayed'\n"
+                                           "severity = 'warning'\n")
+    assert main(["check", str(analysis_file), "--rules", str(rules)]) == 0
+    assert "WARN   relay" in capsys.readouterr().out
+    assert main(["check", str(analysis_file), "--rules", str(rules), "--fail-on-warning"]) == 1
+    assert "FAILED: 0 passed, 0 failed, 1 warning" in capsys.readouterr().out

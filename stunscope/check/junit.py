@@ -4,7 +4,8 @@ The layout CI servers read (Jenkins, GitLab, GitHub test reporters): ``testsuite
 ``testsuite`` (tests/failures/errors/skipped counts) > ``testcase`` (classname, name, and the
 seconds the rule took to evaluate) with a ``failure`` (message attribute, evidence text) for a
 failed error-severity rule and an ``error`` for one that could not be evaluated. A failed warning-severity rule stays a passing testcase with
-the warning in ``system-out``, so it never turns the pipeline red. A damaged input adds a testcase
+the warning in ``system-out``, so it does not turn the pipeline red (unless ``--fail-on-warning``,
+which makes it a ``failure`` too). A damaged input adds a testcase
 ``capture readable`` with an ``error``.
 """
 
@@ -46,10 +47,10 @@ def junit_tree(outcome: CheckOutcome) -> ET.ElementTree:
             errors += 1
             ET.SubElement(case, "error", message=_text(result.message), type="rule-error").text = \
                 _text(f"expected: {result.rule.expect}\n{result.message}")
-        elif result.failed and result.rule.severity == "error":
+        elif outcome.fails_run(result):
             failures += 1
             message = f"expected {result.rule.expect}; found {'; '.join(result.found)}"
-            ET.SubElement(case, "failure", message=_text(message), type="error").text = \
+            ET.SubElement(case, "failure", message=_text(message), type=result.rule.severity).text = \
                 _text(_details(result))
         elif result.failed:
             ET.SubElement(case, "system-out").text = _text("warning: " + _details(result))

@@ -27,6 +27,12 @@ class CheckOutcome:
     source: str
     results: list[RuleResult]
     input_error: InputError | None = None
+    fail_on_warning: bool = False
+
+    def fails_run(self, result: RuleResult) -> bool:
+        """True when ``result`` makes the run fail: a failed error rule, or with
+        ``fail_on_warning`` a failed warning rule too."""
+        return result.failed and (result.rule.severity == "error" or self.fail_on_warning)
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -46,12 +52,12 @@ class CheckOutcome:
     @property
     def exit_code(self) -> int:
         """2 when a rule could not be evaluated, 3 when the input was damaged, 1 when a rule
-        of severity error failed, else 0."""
+        failed the run (see ``fails_run``), else 0."""
         if self.errors:
             return EXIT_USAGE
         if self.input_error is not None:
             return EXIT_BAD_INPUT
-        return EXIT_CHECK_FAILED if self.failures else EXIT_OK
+        return EXIT_CHECK_FAILED if any(self.fails_run(r) for r in self.results) else EXIT_OK
 
     def summary(self) -> str:
         """``3 passed, 1 failed, 1 warning`` ."""

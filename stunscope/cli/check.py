@@ -135,6 +135,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --baseline: median RTT change ignored below MS plus half the "
                              "baseline's value (default 50)")
     add_baseline_sdp(parser)
+    parser.add_argument("--fail-on-warning", action="store_true",
+                        help="a failed rule of severity warning fails the run too (exit 1)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     options.add_format(parser, ("text", "json"))
     add_analysis_input(parser)
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance = baseline.RTT_TOLERANCE_MS if args.rtt_tolerance_ms is None else args.rtt_tolerance_ms
         differences = baseline.compare(accepted.analysis, loaded.analysis, tolerance)
         results.append(baseline.baseline_result(differences, str(args.baseline)))
-    outcome = CheckOutcome(str(path), results, loaded.error)
+    outcome = CheckOutcome(str(path), results, loaded.error, args.fail_on_warning)
     if args.junit is not None:
         write_junit(outcome, args.junit)
     if args.format == "json":
