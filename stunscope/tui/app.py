@@ -23,7 +23,7 @@ palette (``ctrl+p``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rich.text import Text
@@ -33,14 +33,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane, Tree
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from stunscope.analysis.results import Analysis
 from stunscope.capture.events import Event
-from stunscope.capture.records import Record
+from stunscope.capture.records import Record, read_records
+from stunscope.errors import StunscopeError
 from stunscope.tui.context import AnalysisContext, session_usernames
 from stunscope.tui.detail import DetailTree
-from stunscope.tui.export import unused_path, write_pcapng
+from stunscope.tui.export import AnyRecord, pick_records, unused_path, write_pcapng
 from stunscope.tui.filter import FilterError, Predicate, compile_filter
 from stunscope.tui.hexview import HexView
 from stunscope.tui.ice_view import IceView
@@ -54,6 +56,7 @@ from stunscope.tui.timeline import Timeline
 from stunscope.tui.turn_view import TurnView
 from stunscope.tui.verdicts_view import VerdictsView
 from stunscope.tui.view import RowView
+from stunscope.wire.text import safe_text
 
 TABS = ("timeline", "ladder", "ice", "turn", "verdicts")
 
@@ -101,15 +104,19 @@ class StunscopeApp(App[None]):
         live: bool = False,
         export_dir: str | Path = ".",
         stem: str = "stunscope",
+        path: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.title = title
         self.live = live
         self.export_dir = Path(export_dir)
         self.stem = stem
+        self.path = Path(path) if path is not None else None
+        """The capture file, re-read by exports (other sources keep their records in a spool)."""
         self.index = MessageIndex()
         self.summaries = Summaries(self.index)
-        self.loader = Loader(self.index, source, size=size, live=live)
+        self.loader = Loader(self.index, source, size=size, live=live,
+                             keep_records=self.path is None)
         self.analysis: Analysis | None = None
         self.progress: Progress = self.loader.progress()
         self.load_error: str | None = None
@@ -119,6 +126,9 @@ class StunscopeApp(App[None]):
         self.search_text = ""
         self._pending_view: RowView | None = None
         self._seen_count = -1
+        self._status_text = ""
+        self._detail_row: int | None = None
+        self._detail_timer: Timer | None = None
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -225,7 +235,11 @@ class StunscopeApp(App[None]):
             parts.append(f"loading {'█' * filled}{'░' * (10 - filled)} {progress.fraction:.0%}")
         if self.load_error:
             parts.append("damaged: " + self.load_error)
-        self.query_one("#status", Static).update(Text(" · ".join(parts)))
+        text = " · ".join(parts)
+        if text != self._status_text:
+            self._status_text = text
+            # Fixed height and width: no layout pass for a new status.
+            self.query_one("#status", Static).update(Text(text), layout=False)
 
     # -- views and selection --------------------------------------------------------------------
 
@@ -258,10 +272,19 @@ class StunscopeApp(App[None]):
         self.query_one(LadderView).show(ladder, timeline.cursor)
 
     def on_timeline_highlighted(self, message: Timeline.Highlighted) -> None:
-        data = self.query_one(DetailTree).show_row(message.row)
+        # Holding a key down moves the cursor faster than a tree can be rebuilt: show the
+        # detail of where the cursor rests, a moment after it stops.
+        self._detail_row = message.row
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(0.05, self._show_detail)
+
+    def _show_detail(self) -> None:
+        row = self._detail_row
+        self._detail_timer = None
+        data = self.query_one(DetailTree).show_row(row)
         self.query_one(HexView).show(data)
-        now = self.index.ts[message.row] if message.row is not None else None
-        self.query_one(TurnView).set_time(now)
+        self.query_one(TurnView).set_time(self.index.ts[row] if row is not None else None)
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
         self.query_one(HexView).highlight(message.node.data)
@@ -468,17 +491,28 @@ class StunscopeApp(App[None]):
 
     @work(thread=True, group="export")
     def _export(self, what: str, predicate: Predicate | None, name: str) -> None:
+        try:
+            message = self._write_export(what, predicate, name)
+        except (OSError, StunscopeError) as exc:
+            self.call_from_thread(self.notify, safe_text(str(exc)), title="export failed",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, message, title="export")
+
+    def _write_export(self, what: str, predicate: Predicate | None, name: str) -> str:
+        """Write one export file (in the export worker); returns what to tell the user."""
         if what == "pcapng":
             view = RowView(self.index, predicate, fold=False)
             view.extend()
             spool = self.index.spool
-            if not spool.record_count:
-                self.call_from_thread(self.notify, "this source kept no capture records",
-                                      severity="warning")
-                return
+            if self.path is not None:
+                records: Iterator[AnyRecord] = pick_records(read_records(self.path), view.frames())
+            elif spool.record_count:
+                records = (r for r in map(spool.record, view.frames()) if r is not None)
+            else:
+                return "nothing to export: this source kept no capture records"
             path = unused_path(self.export_dir, f"{self.stem}-{name}", "pcapng")
-            records = (r for r in map(spool.record, view.frames()) if r is not None)
-            message = f"{write_pcapng(path, records)} frames written to {path}"
+            return f"{write_pcapng(path, records)} frames written to {path}"
         else:
             ladder = Ladder(self.index, self.timeline.view.rows)
             extension = "txt" if what == "text" else "mmd"
@@ -487,10 +521,11 @@ class StunscopeApp(App[None]):
             with open(path, "w", encoding="utf-8") as out:
                 for line in lines:
                     out.write(line + "\n")
-            message = f"ladder ({len(ladder.rows)} messages) written to {path}"
-        self.call_from_thread(self.notify, message, title="export")
+            return f"ladder ({len(ladder.rows)} messages) written to {path}"
 
     def on_unmount(self) -> None:
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
         self.workers.cancel_all()
         self.index.close()
 
@@ -500,4 +535,4 @@ def open_file(path: str | os.PathLike[str]) -> StunscopeApp:
     source = file_source(os.fspath(path))
     name = Path(path).name
     return StunscopeApp(source.records, title=f"stunscope: {name}", size=source.size,
-                        stem=Path(name).stem.split(".")[0])
+                        stem=Path(name).stem.split(".")[0], path=path)

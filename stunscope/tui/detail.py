@@ -82,9 +82,9 @@ class DetailTree(Tree[Span]):
     def _channeldata(self, message: ChannelData) -> None:
         self.root.add_leaf(Text(f"channel 0x{message.channel:04x}"), data=(0, 2))
         self.root.add_leaf(Text(f"length {message.length}"), data=(2, 2))
-        self.root.add_leaf(Text(f"application data, {len(message.data)} bytes"),
+        kept = f" (first {len(message.data)} shown)" if len(message.data) < message.length else ""
+        self.root.add_leaf(Text(f"application data, {message.length} bytes{kept}"),
                            data=(4, len(message.data)))
-        self._findings(message.findings)
 
     def _stun(self, row: int, message: StunMessage) -> None:
         index = self.index

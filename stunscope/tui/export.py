@@ -9,10 +9,13 @@ default microsecond timestamps. Little-endian, as the byte-order magic says.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from stunscope.capture.records import Record
 from stunscope.tui.spool import SpooledRecord
+
+AnyRecord = Record | SpooledRecord
 
 _SHB = 0x0A0D0D0A
 _IDB = 0x00000001
@@ -26,7 +29,7 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
 
 
-def write_pcapng(path: str | Path, records: Iterable[SpooledRecord]) -> int:
+def write_pcapng(path: str | Path, records: Iterable[AnyRecord]) -> int:
     """Write ``records`` to a new pcapng file at ``path``; returns how many were written."""
     interfaces: dict[int, int] = {}
     count = 0
@@ -46,6 +49,20 @@ def write_pcapng(path: str | Path, records: Iterable[SpooledRecord]) -> int:
             out.write(_block(_EPB, body))
             count += 1
     return count
+
+
+def pick_records(records: Iterable[Record], frames: Iterable[int]) -> Iterator[Record]:
+    """The records whose frame is in ``frames``; both must be in ascending frame order."""
+    wanted = iter(frames)
+    frame = next(wanted, None)
+    for record in records:
+        if frame is None:
+            return
+        if record.frame == frame:
+            yield record
+            frame = next(wanted, None)
+        while frame is not None and frame < record.frame:
+            frame = next(wanted, None)
 
 
 def unused_path(directory: Path, stem: str, extension: str) -> Path:

@@ -12,6 +12,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from stunscope.tui.scrolling import set_virtual_size
+
 
 class HexView(ScrollView, can_focus=True):
     """A hex dump of ``data`` with ``span`` (offset, length) highlighted."""
@@ -19,7 +21,7 @@ class HexView(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"hexview--offset", "hexview--highlight"}
 
     DEFAULT_CSS = """
-    HexView { height: 1fr; }
+    HexView { height: 1fr; overflow-y: scroll; scrollbar-size-vertical: 1; }
     HexView > .hexview--offset { color: $foreground-muted; }
     HexView > .hexview--highlight { background: $accent; color: $text; text-style: bold; }
     """
@@ -55,7 +57,7 @@ class HexView(ScrollView, can_focus=True):
     def _resize(self) -> None:
         per_line = self.per_line
         lines = (len(self.data) + per_line - 1) // per_line
-        self.virtual_size = Size(6 + per_line * 4 + 1, lines)
+        set_virtual_size(self, Size(6 + per_line * 4 + 1, lines))
 
     def on_resize(self) -> None:
         self._resize()

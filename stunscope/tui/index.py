@@ -18,16 +18,17 @@ which :meth:`MessageIndex.publish` advances after flushing the spool.
 
 from __future__ import annotations
 
+import struct
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from enum import IntEnum
 from typing import NamedTuple
 
-from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
+from stunscope.capture.events import Event, MessageEvent, Unreachable
 from stunscope.tui.spool import Spool
 from stunscope.wire.attributes import error_code, username
-from stunscope.wire.message import ChannelData, Endpoint, MessageClass, StunMessage
+from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 
 
 class RowKind(IntEnum):
@@ -65,6 +66,12 @@ TCP = 0x20
 """Flag bit: the carrying transport is TCP."""
 
 _TUNNEL_MASK = 0x03
+_TUNNEL_CODES = {tunnel: code for code, tunnel in enumerate(TUNNELS)}
+_NO_TXID = bytes(16)
+_CHANNEL_HEADER = struct.Struct("!HH")
+
+CHANNELDATA_KEPT = 256
+"""Application bytes kept per ChannelData message for the hex view (the rest is media)."""
 _TIMEOUT_S = 39.5
 """RFC 8489 §6.2.1: with the default RTO of 500 ms and Rc=7, a client gives up after 39.5 s."""
 
@@ -158,43 +165,51 @@ class MessageIndex:
     def add(self, event: Event) -> int:
         """Append a row for ``event`` and return its number (not visible until :meth:`publish`)."""
         row = len(self.frame)
-        self.frame.append(event.frame)
-        self.ts.append(event.ts)
-        self.last_ts = event.ts
-        src = self._endpoint(event.src)
-        self.src.append(src)
-        self.dst.append(self._endpoint(event.dst))
+        ids = self._endpoint_ids
+        src = ids.get(event.src)
+        if src is None:
+            src = self._endpoint(event.src)
+        dst = ids.get(event.dst)
+        if dst is None:
+            dst = self._endpoint(event.dst)
         flags = TCP if event.transport == "tcp" else 0
         method = cls = err = user = 0
         outcome = Outcome.NONE
         partner = -1
-        txid = b""
+        txid = _NO_TXID
         data = b""
-        if isinstance(event, MessageEvent):
+        if event.__class__ is MessageEvent:
             kind = KIND_OF_EVENT[event.kind]
-            flags |= TUNNELS.index(event.tunnel)
+            flags |= _TUNNEL_CODES[event.tunnel]
             message = event.message
-            if isinstance(message, StunMessage):
-                method, cls, txid, data = message.method, message.cls, message.txid, message.raw
-                user = self._username(username(message) or "")
+            if message.__class__ is StunMessage:
+                method, cls, data = message.method, message.cls, message.raw
+                txid = message.txid.ljust(16, b"\0")
+                name = username(message)
+                if name:
+                    user = self._username_ids.get(name) or self._username(name)
                 outcome, partner, flags, user = self._pair(row, src, event.ts, message, flags, user)
                 if cls == MessageClass.ERROR:
                     code = error_code(message)
                     err = code[0] if code else 0
-            elif isinstance(message, ChannelData):
+            else:
                 method = message.channel
-                data = message.channel.to_bytes(2, "big") + message.length.to_bytes(2, "big")
-                data += message.data
-        elif isinstance(event, Unreachable):
+                data = _CHANNEL_HEADER.pack(message.channel, message.length) + \
+                    message.data[:CHANNELDATA_KEPT]
+        elif event.__class__ is Unreachable:
             kind = RowKind.UNREACHABLE
             outcome = Outcome.ERROR
             data = f"{event.icmp} reported by {event.reporter}".encode()
         else:
-            assert isinstance(event, Undecodable)
             kind = RowKind.UNDECODABLE
             outcome = Outcome.ERROR
             failure = event.failure
             data = f"{failure.reason} at byte {failure.offset}: {failure.detail}".encode()
+        self.frame.append(event.frame)
+        self.ts.append(event.ts)
+        self.last_ts = event.ts
+        self.src.append(src)
+        self.dst.append(dst)
         self.kind.append(kind)
         self.method.append(method)
         self.cls.append(cls)
@@ -204,8 +219,8 @@ class MessageIndex:
         self.partner.append(partner)
         self.retransmissions.append(0)
         self.user.append(user)
-        self.txid += txid.ljust(16, b"\0")
-        self.offset.append(self.spool.append(data) if data else 0)
+        self.txid += txid
+        self.offset.append(self.spool.append(data))
         self.length.append(len(data))
         return row
 

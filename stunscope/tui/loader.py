@@ -10,7 +10,9 @@ Sources:
 
 - a file: :func:`file_source` gives ``read_records(path)`` and the file size for progress;
 - live traffic: any iterator of :class:`~stunscope.capture.records.Record` (each is also kept in
-  the spool, so a session can be exported), or of events (no export then).
+  the spool, so a session can be exported), or of events (no capture export then).
+
+A file source is not spooled (``keep_records=False``): exports read the file again.
 
 The analysis (:class:`stunscope.analysis.Analyzer`) is fed every event; its snapshot is taken at
 the end, and every ``snapshot_s`` seconds for a live source.
@@ -73,6 +75,7 @@ class Loader:
         *,
         size: int | None = None,
         live: bool = False,
+        keep_records: bool = True,
         interval: float = 0.1,
         snapshot_s: float = 1.0,
     ) -> None:
@@ -80,30 +83,33 @@ class Loader:
         self.source = source
         self.size = size
         self.live = live
+        self.keep_records = keep_records
+        """Copy each record to the spool (for export); a file source can be re-read instead."""
         self.interval = interval
         self.snapshot_s = snapshot_s
         self.analyzer = Analyzer()
         self.frames = 0
         self._bytes = 0
 
-    def _spooled(self, records: Iterable[Record]) -> Iterator[Record]:
-        """Pass records through, keeping each in the spool and counting bytes for progress."""
-        spool = self.index.spool
+    def _counted(self, records: Iterable[Record]) -> Iterator[Record]:
+        """Pass records through, counting bytes for progress (and spooling them if asked)."""
+        keep = self.index.spool.add_record if self.keep_records else None
         for record in records:
-            spool.add_record(record.frame, record.ts, record.linktype, record.data, record.orig_len)
+            if keep is not None:
+                keep(record.frame, record.ts, record.linktype, record.data, record.orig_len)
             self.frames = record.frame
             self._bytes += len(record.data) + _PCAP_RECORD_OVERHEAD
             yield record
 
     def events(self) -> Iterator[Event]:
-        """The source as events (records go through the spool and the capture decoder)."""
+        """The source as events (records go through the capture decoder)."""
         items = iter(self.source)
         first = next(items, None)
         if first is None:
             return iter(())
         items = chain([first], items)
         if isinstance(first, Record):
-            return iter_events(self._spooled(items))  # type: ignore[arg-type]
+            return iter_events(self._counted(items))  # type: ignore[arg-type]
         return items  # type: ignore[return-value]
 
     def _fraction(self, done: bool) -> float | None:

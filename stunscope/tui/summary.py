@@ -7,6 +7,7 @@ small LRU keeps scrolling back and forth cheap. Every wire string goes through `
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 
 from stunscope.tui.index import MessageIndex, RowKind
@@ -20,7 +21,7 @@ from stunscope.wire.attributes import (
     xor_peers,
     xor_relayed,
 )
-from stunscope.wire.decode import decode_channeldata, decode_message
+from stunscope.wire.decode import decode_message
 from stunscope.wire.message import (
     ChannelData,
     DecodeFailure,
@@ -52,13 +53,18 @@ def row_label(index: MessageIndex, row: int) -> str:
 
 
 def decode_row(index: MessageIndex, row: int) -> StunMessage | ChannelData | DecodeFailure | str:
-    """The row's message decoded again from the spool; for ICMP/undecodable rows, their text."""
+    """The row's message decoded again from the spool; for ICMP/undecodable rows, their text.
+
+    ChannelData comes back with at most ``CHANNELDATA_KEPT`` bytes of ``data`` and no findings.
+    """
     data = index.message_bytes(row)
     kind = index.kind[row]
     if kind in (RowKind.STUN, RowKind.CLASSIC):
         return decode_message(data)
     if kind == RowKind.CHANNELDATA:
-        return decode_channeldata(data, tcp=False)
+        # The index keeps the header and the first CHANNELDATA_KEPT application bytes.
+        channel, length = struct.unpack_from("!HH", data)
+        return ChannelData(channel, length, data[4:], (), False)
     return safe_text(data)
 
 
@@ -126,7 +132,7 @@ class Summaries:
         partner = index.partner[row]
         retx = index.retransmissions[row]
         if isinstance(decoded, ChannelData):
-            parts.append(f"ch 0x{decoded.channel:04x}  {len(decoded.data)} B")
+            parts.append(f"ch 0x{decoded.channel:04x}  {decoded.length} B")
         else:
             if decoded.cls in (MessageClass.SUCCESS, MessageClass.ERROR) and partner >= 0:
                 parts.append(f"rtt {(index.ts[row] - index.ts[partner]) * 1000:.1f} ms")

@@ -11,6 +11,7 @@ shows them, dimmed, with a ``↻`` mark.
 from __future__ import annotations
 
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -19,6 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from stunscope.tui.scrolling import set_virtual_size
 from stunscope.tui.index import RETRANSMISSION, MessageIndex, Outcome, RowKind
 from stunscope.tui.summary import Summaries, row_label
 from stunscope.tui.view import RowView
@@ -49,7 +51,7 @@ class Timeline(ScrollView, can_focus=True):
     }
 
     DEFAULT_CSS = """
-    Timeline { height: 1fr; scrollbar-size-horizontal: 0; }
+    Timeline { height: 1fr; scrollbar-size-horizontal: 0; overflow-y: scroll; }
     Timeline > .timeline--header { text-style: bold; background: $panel; }
     Timeline > .timeline--cursor { background: $accent 40%; text-style: bold; }
     Timeline:focus > .timeline--cursor { background: $accent; }
@@ -92,6 +94,9 @@ class Timeline(ScrollView, can_focus=True):
         """Keep the cursor on the last row as rows arrive (live capture)."""
         self._origin: float | None = None
         self._announced: int | None = None
+        self._styles: dict[str, Style] = {}
+        """Rich styles of the component classes (rebuilt when the theme or focus changes)."""
+        self._width_cache: tuple[int, int, tuple[int, int, int, int]] | None = None
 
     # -- the view -------------------------------------------------------------------------------
 
@@ -113,7 +118,7 @@ class Timeline(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self._line_width(), len(self.view) + 1)
+        set_virtual_size(self, Size(self._line_width(), len(self.view) + 1))
 
     @property
     def current_row(self) -> int | None:
@@ -166,10 +171,22 @@ class Timeline(ScrollView, can_focus=True):
 
     def _widths(self) -> tuple[int, int, int, int]:
         """Widths of the address, time and delta columns, and of the label column."""
-        endpoint = max((len(str(e)) for e in self.index.endpoints[:64]), default=15)
-        narrow = self.size.width < 100
-        return min(endpoint, 21 if narrow else 47), (9 if narrow else 12), \
-            (0 if narrow else 11), (20 if narrow else 26)
+        endpoints = self.index.endpoints
+        key = (self.size.width, min(len(endpoints), 64))
+        if self._width_cache is None or self._width_cache[:2] != key:
+            endpoint = max((len(str(e)) for e in endpoints[:64]), default=15)
+            narrow = self.size.width < 120
+            widths = (min(endpoint, 21 if narrow else 47), (9 if narrow else 12),
+                      (0 if narrow else 11), (20 if narrow else 26))
+            self._width_cache = (*key, widths)
+        return self._width_cache[2]
+
+    def _style(self, name: str) -> Style:
+        """The widget style plus component class ``name`` (cached)."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.rich_style + self.get_component_rich_style(name)
+        return style
 
     def _line_width(self) -> int:
         address, time, delta, label = self._widths()
@@ -179,12 +196,11 @@ class Timeline(ScrollView, can_focus=True):
         width = max(self.size.width, 1)
         scroll_x, scroll_y = self.scroll_offset
         if y == 0:
-            style = self.rich_style + self.get_component_rich_style("timeline--header")
-            strip = Strip([Segment(self._header(), style)])
+            strip = Strip([Segment(self._header(), self._style("timeline--header"))])
         else:
             position = scroll_y + y - 1
             if position >= len(self.view):
-                return Strip.blank(width, self.rich_style)
+                return Strip.blank(width, self._style("timeline--plain"))
             strip = self._row_strip(position)
         return strip.crop(scroll_x, scroll_x + width)
 
@@ -214,11 +230,9 @@ class Timeline(ScrollView, can_focus=True):
         label = ("↻ " if retransmission else "") + row_label(index, row)
         text += f"{_fit(src, address)} → {_fit(dst, address)} {_fit(label, label_width)} "
         text += self.summaries(row)
-        style = self.rich_style + self.get_component_rich_style(
-            self._style_class(row, retransmission)
-        )
+        style = self._style(self._style_class(row, retransmission))
         if position == self.cursor:
-            style += self.get_component_rich_style("timeline--cursor")
+            style += self._style("timeline--cursor")
         return Strip([Segment(text.ljust(self._line_width()), style)])
 
     def _style_class(self, row: int, retransmission: bool) -> str:
@@ -234,7 +248,14 @@ class Timeline(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles.clear()
         self.refresh()
+
+    def on_focus(self) -> None:
+        self._styles.clear()
+
+    def on_blur(self) -> None:
+        self._styles.clear()
 
     def on_resize(self) -> None:
         self._resize()

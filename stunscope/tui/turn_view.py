@@ -70,7 +70,7 @@ class TurnView(Vertical):
         yield Static("TURN allocations (Enter: follow in the timeline)", classes="caption")
         table = DataTable(id="turn-allocations", cursor_type="row", zebra_stripes=True)
         table.add_columns("#", "client", "server", "relayed", "mapped", "life s", "state",
-                          "at cursor", "perms", "chans")
+                          "perms", "chans")
         yield table
         yield Static("", classes="caption", id="turn-caption")
         with VerticalScroll(id="turn-details"):
@@ -90,9 +90,10 @@ class TurnView(Vertical):
 
     def set_time(self, now: float | None) -> None:
         """Show lifetimes as they stood at ``now`` (the timeline cursor's timestamp)."""
-        self.now = now
-        if self.allocations:
-            self._refill()
+        if now != self.now:
+            self.now = now
+            if self.allocations:
+                self._show_details()
 
     def _allocation_state(self, allocation: Allocation) -> str:
         ended = self.frame_time(allocation.deallocated_frame) \
@@ -107,8 +108,7 @@ class TurnView(Vertical):
         for number, a in enumerate(self.allocations, 1):
             table.add_row(
                 cell(number), cell(a.client), cell(a.server), cell(a.relayed),
-                cell(a.mapped), cell(a.lifetime_s), cell(a.state),
-                cell(self._allocation_state(a)), cell(len(a.permissions)),
+                cell(a.mapped), cell(a.lifetime_s), cell(a.state), cell(len(a.permissions)),
                 cell(len(a.channels)),
             )
         if self.allocations:
@@ -124,12 +124,13 @@ class TurnView(Vertical):
             text.update(Text(""))
             return
         a = self.allocations[current]
-        caption.update(Text(f"allocation {current + 1}: {a.client} → {a.server} ({a.transport})"))
+        caption.update(Text(f"allocation {current + 1}: {a.client} → {a.server} ({a.transport})"
+                            f" · at cursor: {self._allocation_state(a)}"))
         out = Text()
         out.append(f"user {safe_text(a.username or '-')}  realm {safe_text(a.realm or '-')}  "
                    f"challenges {a.challenges}  auth failures {a.auth_failures}  "
                    f"stale nonces {a.stale_nonces}  refreshes {a.refreshes}\n")
-        out.append(f"at cursor: {self._allocation_state(a)}\n\n", "bold")
+        out.append("\n")
         out.append(f"permissions ({len(a.permissions)})\n", "bold")
         for p in a.permissions:
             state = at_time(self.frame_time(p.installed_frame), p.expires_ts, self.now)
