@@ -17,7 +17,8 @@ import pytest
 
 from conftest import bundled_captures, corpus_files
 from stunscope.report.crosscheck import KNOWN_CASES, CrosscheckResult, Disagreement, compare, crosscheck
-from stunscope.wire.encode import encode_message, encode_ms_turn_mux, encode_u32
+from stunscope.wire.encode import encode_message, encode_ms_turn_mux, encode_u32, encode_xor_address
+from stunscope.wire.message import Endpoint
 
 pytestmark = [
     pytest.mark.tshark,
@@ -136,3 +137,13 @@ def test_crosscheck_command_exit_codes(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["crosscheck", str(path)]) == 3
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_unpadded_attributes_are_missed_by_tshark(tmp_path: Path) -> None:
+    txid = b"u" * 12
+    software = b"\x80\x22\x00\x05" + b"lync5"  # 5-byte value, no padding ([MS-TURN] style)
+    mapped = b"\x00\x20\x00\x08" + encode_xor_address(Endpoint("192.0.2.7", 40000), txid)
+    body = software + mapped
+    msg = struct.pack("!HHI", 0x0101, len(body), 0x2112A442) + txid + body
+    result = crosscheck(_pcap(tmp_path, [msg]))
+    assert [(d.field, d.case) for d in result.disagreements] == [("mapped", "unpadded-attributes")]

@@ -22,6 +22,7 @@ reports an ``icmp-unreachable`` event); both are counted, not compared.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,34 +205,63 @@ def _tshark_record(layer: dict[str, Any], prefix: str) -> Record:
     return rec
 
 
+class _TsharkRun:
+    """tshark started in the background over one file, its JSON going to a temporary file, so
+    stunscope decodes the same capture meanwhile (two processes, two cores)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        cmd = [_tshark_path(), "-r", str(path), "-n", *TSHARK_PREFS, "-Y", TSHARK_FILTER,
+               "-T", "json", "--no-duplicate-keys"]
+        self.out = tempfile.TemporaryFile()
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL)
+
+    def records(self, timeout_s: float) -> tuple[dict[int, list[Record]], int]:
+        """Wait for tshark: frame -> records of direct messages, and the ICMP-quoted count."""
+        import orjson
+
+        try:
+            self.proc.wait(timeout=timeout_s)
+            self.out.seek(0)
+            data = self.out.read()
+            if self.proc.returncode != 0 and not data.strip():
+                self.err.seek(0)
+                reason = self.err.read().decode("utf-8", "replace").strip().splitlines()
+                raise InputError(f"tshark cannot read {self.path}: {reason[-1] if reason else self.proc.returncode}")
+        finally:
+            self.close()
+        frames: dict[int, list[Record]] = {}
+        quoted = 0
+        for packet in orjson.loads(data or b"[]"):
+            layers = packet["_source"]["layers"]
+            frame = int(layers["frame"]["frame.number"])
+            protocols = layers["frame"]["frame.protocols"].split(":")
+            in_icmp = any(p in ("icmp", "icmpv6") for p in protocols)
+            for prefix in ("stun", "classicstun"):
+                for layer in _as_list(layers.get(prefix)):
+                    if in_icmp:
+                        quoted += 1
+                        continue
+                    frames.setdefault(frame, []).append(_tshark_record(layer, prefix))
+        return frames, quoted
+
+    def close(self) -> None:
+        """Stop tshark if it still runs and drop the temporary files."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+
+
 def tshark_records(path: Path, timeout_s: float = 120.0) -> tuple[dict[int, list[Record]], int]:
     """Run tshark once over ``path``: frame -> records of direct messages, and ICMP-quoted count.
 
     Raises :class:`TsharkUnavailable` when tshark is missing and :class:`InputError` when
     tshark cannot read the file at all.
     """
-    import orjson
-
-    cmd = [_tshark_path(), "-r", str(path), "-n", *TSHARK_PREFS, "-Y", TSHARK_FILTER,
-           "-T", "json", "--no-duplicate-keys"]
-    proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
-    if proc.returncode != 0 and not proc.stdout.strip():
-        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InputError(f"tshark cannot read {path}: {reason[-1] if reason else proc.returncode}")
-    frames: dict[int, list[Record]] = {}
-    quoted = 0
-    for packet in orjson.loads(proc.stdout or b"[]"):
-        layers = packet["_source"]["layers"]
-        frame = int(layers["frame"]["frame.number"])
-        protocols = layers["frame"]["frame.protocols"].split(":")
-        in_icmp = any(p in ("icmp", "icmpv6") for p in protocols)
-        for prefix in ("stun", "classicstun"):
-            for layer in _as_list(layers.get(prefix)):
-                if in_icmp:
-                    quoted += 1
-                    continue
-                frames.setdefault(frame, []).append(_tshark_record(layer, prefix))
-    return frames, quoted
+    return _TsharkRun(path).records(timeout_s)
 
 
 # --------------------------------------------------------------------------- stunscope side
@@ -295,6 +325,14 @@ def _overrun_value(fld: str, ours: Record | None, theirs: Record | None) -> bool
             and fld in ("mapped", "relayed", "peers", "error_code") and not ours[fld] and bool(theirs[fld]))
 
 
+def _unpadded_attributes(fld: str, ours: Record | None, theirs: Record | None) -> bool:
+    """Pre-RFC 5389 / [MS-TURN] senders do not pad attributes to 4 bytes: stunscope re-reads
+    them unpadded (``unpadded-attributes``); tshark assumes padding, loses the alignment after
+    the first odd-length attribute and misses the attributes behind it."""
+    return (ours is not None and theirs is not None and "unpadded-attributes" in ours["findings"]
+            and fld in ("mapped", "relayed", "peers", "error_code") and bool(ours[fld]) and not theirs[fld])
+
+
 KNOWN_CASES: dict[str, tuple[str, Explainer]] = {
     "method-above-0xff": (
         "tshark rejects STUN messages with a method of 0x100 or above (WhatsApp's 0x200-0x205) "
@@ -305,6 +343,9 @@ KNOWN_CASES: dict[str, tuple[str, Explainer]] = {
     "overrun-attribute": (
         "tshark decodes a value from an attribute whose length runs past the end of the "
         "message; stunscope reports attribute-overrun", _overrun_value),
+    "unpadded-attributes": (
+        "tshark assumes 4-byte padding in MS-TURN messages whose attributes are unpadded and "
+        "misses the attributes after the first odd-length one", _unpadded_attributes),
 }
 """Documented cases where tshark 4.0 is wrong or blind: key -> (summary, matcher)."""
 
@@ -365,9 +406,14 @@ def compare(ours: dict[int, list[Record]], theirs: dict[int, list[Record]],
     return result
 
 
-def crosscheck(path: Path) -> CrosscheckResult:
-    """Compare stunscope with tshark on one capture (tshark runs once)."""
-    theirs, quoted = tshark_records(path)
-    ours, tunnelled, error = stunscope_records(path)
+def crosscheck(path: Path, timeout_s: float = 120.0) -> CrosscheckResult:
+    """Compare stunscope with tshark on one capture (tshark runs once, alongside stunscope)."""
+    run = _TsharkRun(path)
+    try:
+        ours, tunnelled, error = stunscope_records(path)
+    except BaseException:
+        run.close()
+        raise
+    theirs, quoted = run.records(timeout_s)
     result = CrosscheckResult(path=path, tunnelled=tunnelled, icmp_quoted=quoted, error=error)
     return compare(ours, theirs, result)
