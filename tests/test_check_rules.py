@@ -263,4 +263,4 @@ def test_cli_fail_on_warning(analysis_file: Path, tmp_path: Path, capsys: pytest
     assert main(["check", str(analysis_file), "--rules", str(rules)]) == 0
     assert "WARN   relay" in capsys.readouterr().out
     assert main(["check", str(analysis_file), "--rules", str(rules), "--fail-on-warning"]) == 1
-    assert "FAILED: 0 passed, 0 failed, 1 warning" in capsys.readouterr().out
+    assert "FAILED: 0 passed, 0 failed, 1 warning (failing: --fail-on-warning)" in capsys.readouterr().out

@@ -64,7 +64,8 @@ class CheckOutcome:
         passed = sum(1 for r in self.results if r.status == "pass")
         parts = [f"{passed} passed", f"{len(self.failures)} failed"]
         if self.warnings:
-            parts.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}")
+            parts.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}"
+                         + (" (failing: --fail-on-warning)" if self.fail_on_warning else ""))
         if self.errors:
             parts.append(f"{len(self.errors)} could not be evaluated")
         return ", ".join(parts)
