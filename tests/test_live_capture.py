@@ -248,47 +248,65 @@ def test_rules_checked_when_the_capture_stops(tmp_path: Path) -> None:
     assert "FAILED" in err and "Traceback" not in err
 
 
+def _screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                          capture_output=True, text=True).stdout
+
+
+def _wait_screen(session: str, text: str, seconds: float = 10) -> str:
+    screen = ""
+    for _ in range(int(seconds * 10)):
+        screen = _screen(session)
+        if text in screen:
+            break
+        time.sleep(0.1)
+    return screen
+
+
+@contextmanager
+def tui(port: int, done: Path, *args: str) -> Iterator[str]:
+    """``stunscope live -f 'udp dst port PORT' ARGS`` in a tmux session; yields the session."""
+    session = f"stunscope-live-{os.getpid()}-{port}"
+    command = (f"{sys.executable} -m stunscope live -f 'udp dst port {port}' {' '.join(args)}; "
+               f"echo $? > {done}")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                    "-c", str(ROOT), command], check=True, timeout=30)
+    try:
+        assert "● live" in _wait_screen(session, "● live")
+        yield session
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.parametrize("how", ["q", "SIGTERM"])
 def test_tui_shows_live_traffic_and_quits_cleanly(how: str, tmp_path: Path) -> None:
     out, done = tmp_path / "tui.pcapng", tmp_path / "exit"
-    session = f"stunscope-live-{os.getpid()}-{how}"
-    with sink() as port:
-        command = (f"{sys.executable} -m stunscope live -f 'udp dst port {port}' -w {out}; "
-                   f"echo $? > {done}")
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
-                        "-c", str(ROOT), command], check=True, timeout=30)
-        try:
-            screen = ""
-            for _ in range(100):  # until the TUI is up: 10 s at most
-                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                        capture_output=True, text=True).stdout
-                if "live" in screen and "Timeline" in screen:
-                    break
-                time.sleep(0.1)
-            send_bindings(port, 7)
-            for _ in range(50):
-                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                        capture_output=True, text=True).stdout
-                if "7 frames" in screen:
-                    break
-                time.sleep(0.1)
-            assert "7 frames" in screen and "Binding request" in screen, screen
-            if how == "q":
-                subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-            else:
-                pid = subprocess.run(  # the Python process, not the shell that started it
-                    ["pgrep", "-f", f"^{sys.executable} -m stunscope live -f udp dst port {port}"],
-                    capture_output=True, text=True).stdout.split()[0]
-                os.kill(int(pid), signal.SIGTERM)
-            for _ in range(100):
-                if done.exists() and done.read_text().strip():
-                    break
-                time.sleep(0.1)
-        finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    with sink() as port, tui(port, done, "-w", str(out)) as session:
+        send_bindings(port, 7)
+        screen = _wait_screen(session, "7 frames")
+        assert "7 frames" in screen and "Binding request" in screen, screen
+        if how == "q":
+            subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        else:
+            pid = subprocess.run(  # the Python process, not the shell that started it
+                ["pgrep", "-f", f"^{sys.executable} -m stunscope live -f udp dst port {port}"],
+                capture_output=True, text=True).stdout.split()[0]
+            os.kill(int(pid), signal.SIGTERM)
+        for _ in range(100):
+            if done.exists() and done.read_text().strip():
+                break
+            time.sleep(0.1)
     assert done.read_text().strip() == "0"
     assert txids(out) == list(range(7))
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_tui_shows_dropped_packets(tmp_path: Path) -> None:
+    with sink() as port, tui(port, tmp_path / "exit", "--queue-size", "5") as session:
+        send_bindings(port, 3000)  # a burst far bigger than the queue
+        screen = _wait_screen(session, "dropped")
+        assert "3000 packets captured" in screen and "queue" in screen, screen
 
 
 def test_a_full_queue_counts_its_drops_and_the_file_keeps_everything(tmp_path: Path) -> None:

@@ -163,15 +163,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tui(capture: Any, iface: str) -> None:
-    """The TUI on the live records until the user quits; SIGTERM quits it too."""
+    """The TUI on the live records until the user quits; SIGTERM quits it too. New drops are
+    shown as a notification whenever the capture queue has drained."""
     from stunscope.tui.app import StunscopeApp
 
-    def stop_after_quit() -> None:
-        # The app's loader thread reads the records; it must end for the app's shutdown to.
-        if not app.is_running:
-            capture.request_stop()
+    shown = 0
 
-    app = StunscopeApp(capture.records(on_idle=stop_after_quit), title=f"stunscope live: {iface}",
+    def on_idle() -> None:  # in the app's loader thread
+        nonlocal shown
+        if not app.is_running:  # the loader must end for the app's shutdown to finish
+            capture.request_stop()
+            return
+        stats = capture.stats()
+        if stats.dropped > shown:
+            shown = stats.dropped
+            app.call_from_thread(app.notify, f"capture: {stats}", severity="warning")
+
+    app = StunscopeApp(capture.records(on_idle=on_idle), title=f"stunscope live: {iface}",
                        live=True)
 
     def terminate() -> None:
