@@ -283,8 +283,22 @@ def test_tcp_channeldata_direction_is_tracked_when_the_reverse_carries_stun() ->
 
 def test_tcp_capture_started_mid_turn_connection_is_recognised() -> None:
     rtp = b"\x80\x60" + b"\x00" * 30
-    records = _records(_tcp(channeldata(0x4001, rtp, pad=True) + channeldata(0x4001, rtp[:10]), 9))
-    assert [(e.frame, e.index, e.kind) for e in iter_events(records)] == [(1, 0, "channeldata")]
+    tiled = channeldata(0x4001, rtp[:13], pad=True) + stun(txid=b"T" * 12)
+    spanning = channeldata(0x4002, stun(txid=b"I" * 12), pad=True) + channeldata(0x4002, rtp)[:10]
+    records = _records(_tcp(tiled, 9), _tcp(spanning, 5, reverse=True))
+    assert [(e.frame, e.index, e.kind, e.tunnel) for e in iter_events(records)] == [
+        (1, 0, "channeldata", None),
+        (1, 1, "stun", None),
+        (2, 0, "channeldata", None),
+        (2, 1, "stun", "channeldata"),
+    ]
+
+
+def test_tls_segment_in_the_channeldata_range_with_rtp_looking_bytes_is_not_turn() -> None:
+    tls_like = b"\x4c\xba\x05\x00" + b"\x80\x60" + bytes(range(256)) * 5  # 'RTP' inside, no tiling
+    stats = CaptureStats()
+    assert list(iter_events(_records(_tcp(tls_like, 1)), stats=stats)) == []
+    assert stats.tcp_streams == 0
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 from stunscope.capture.layers import TCP_FIN, TCP_RST, TCP_SYN
 from stunscope.capture.stats import CaptureStats
-from stunscope.wire.demux import classify
 from stunscope.wire.framing import StreamFramer
 from stunscope.wire.message import MAGIC_COOKIE
 
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
-_MEDIA_OR_STUN = frozenset({"rtp", "rtcp", "stun", "classic-stun"})
 _SEQ_MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -59,7 +57,8 @@ def starts_with_channeldata(payload: bytes) -> bool:
 def looks_like_turn_tcp(payload: bytes) -> bool:
     """Stronger evidence for a capture that starts in the middle of a TURN-TCP connection: the
     segment splits exactly into ChannelData messages padded to 4 bytes (RFC 8656 §12.5) and STUN
-    messages, or its first ChannelData carries RTP/RTCP (RFC 3550) or STUN."""
+    messages, or its first ChannelData carries a STUN message (magic cookie). RTP inside is not
+    evidence: a quarter of random bytes (TLS) pass RTP's first-byte check."""
     size = len(payload)
     if size < 4 or not 0x40 <= payload[0] <= 0x4F:
         return False
@@ -74,7 +73,7 @@ def looks_like_turn_tcp(payload: bytes) -> bool:
             break
         if pos == size:
             return True
-    return classify(payload[4 : 4 + ((payload[2] << 8) | payload[3])]) in _MEDIA_OR_STUN
+    return payload[8:12] == _COOKIE and payload[4] < 0x40
 
 
 class _Direction:
