@@ -16,7 +16,8 @@ Usage::
     python bench/run.py                      # 100k and 1M packets (generated when missing)
     python bench/run.py --packets 100000     # one size only, for a quick look
 
-Results: a table on stdout and ``bench/out/results.json``.
+Results: a table on stdout and ``bench/out/results.json``. ``x tshark`` compares packets/s
+(wall clock); ``cpu x`` compares CPU seconds, the fairer figure when other jobs share the cores.
 """
 
 from __future__ import annotations
@@ -114,21 +115,24 @@ def run_size(packets: int) -> list[dict[str, object]]:
         figures = measure(cmd)
         results.append({"packets": packets, "tool": name, "command": " ".join(cmd[1:] if cmd[0] == sys.executable else cmd),
                         **figures, "pps": packets / figures["wall_s"]})
-    reference = next((r["pps"] for r in results if str(r["tool"]).startswith("tshark")), None)
+    reference = next((r for r in results if str(r["tool"]).startswith("tshark")), None)
     for row in results:
-        row["vs_tshark"] = row["pps"] / reference if reference else None
+        row["vs_tshark"] = row["pps"] / reference["pps"] if reference else None
+        row["vs_tshark_cpu"] = reference["cpu_s"] / row["cpu_s"] if reference and row["cpu_s"] else None
     return results
 
 
 def table(results: list[dict[str, object]]) -> str:
     """A fixed-width table of every row, with the issue's targets."""
-    lines = [f"{'packets':>9}  {'tool':<40} {'wall s':>7} {'pkt/s':>9} {'x tshark':>8} {'peak MB':>8}  target"]
+    lines = [f"{'packets':>9}  {'tool':<40} {'wall s':>7} {'cpu s':>7} {'pkt/s':>9} {'x tshark':>8} "
+             f"{'cpu x':>6} {'peak MB':>8}  target"]
     for row in results:
         target = TARGETS.get(str(row["tool"]))
         goal = f">= {target['speedup']:.0f}x, < {target['rss_mb']} MB" if target else ""
         ratio = f"{row['vs_tshark']:.2f}" if row["vs_tshark"] else "-"
-        lines.append(f"{row['packets']:>9,}  {row['tool']:<40} {row['wall_s']:>7.2f} {row['pps']:>9,.0f} "
-                     f"{ratio:>8} {row['rss_mb']:>8.1f}  {goal}")
+        cpu_ratio = f"{row['vs_tshark_cpu']:.2f}" if row["vs_tshark_cpu"] else "-"
+        lines.append(f"{row['packets']:>9,}  {row['tool']:<40} {row['wall_s']:>7.2f} {row['cpu_s']:>7.2f} "
+                     f"{row['pps']:>9,.0f} {ratio:>8} {cpu_ratio:>6} {row['rss_mb']:>8.1f}  {goal}")
     return "\n".join(lines)
 
 
