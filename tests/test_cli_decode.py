@@ -10,9 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stunscope.cli import main
-from stunscope.cli.decode import parse_bytes
+from stunscope.cli.decode import decode_any, parse_bytes, to_json, tree_lines
 from stunscope.errors import UsageError
 from stunscope.wire.encode import encode_channeldata, encode_error_code, encode_message, encode_u32
 
@@ -163,3 +165,18 @@ def test_truncated_message_is_data_not_an_error(capsysbinary: pytest.CaptureFixt
 def test_help_has_examples(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     code, out, _ = run(["decode", "--help"], capsysbinary)
     assert code == 0 and "examples:" in out and "exit codes" in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda head, body: head + body,
+              st.sampled_from([b"\x00\x01\x00\x10\x21\x12\xa4\x42" + b"t" * 12, b"\x40\x01\x00\x08",
+                               b"\xff\x10\x00\x0c" + b"s" * 8, b"\x00\x17\x00\x08\x21\x12\xa4\x42" + b"t" * 12]),
+              st.binary(max_size=64)),
+))
+def test_any_bytes_give_a_tree_and_json_without_raising(data: bytes) -> None:
+    kind, decoded = decode_any(data)
+    lines = tree_lines(kind, decoded, None, None, None)
+    assert lines and all("\x1b" not in line for line in lines)
+    orjson.dumps(to_json(kind, decoded, None, None, None))
