@@ -588,14 +588,32 @@ def ipv6(plan: Plan | None = None) -> Result:
     """STUN and TURN over IPv6 loopback: turnserver listening and relaying on ::1,
     turnutils_stunclient Binding to [::1], then turnutils_uclient (-x: IPv6 relay) with
     turnutils_peer on [::1]: 401, Allocate with XOR-RELAYED-ADDRESS [::1], permissions,
-    channels and ChannelData, deallocation."""
+    channels and ChannelData, deallocation. Then two aioice agents connect with host candidates
+    on [::1] (checks, nomination, datagrams)."""
     with _planned(plan) as plan:
         with turnserver(plan, ips=("::1",)), turn_peer(plan, ip="::1"):
             _run(["turnutils_stunclient", "-p", str(plan.server_port), "::1"], plan, 10)
             time.sleep(0.2)
             _uclient(plan, "-c", "-x", server="::1", peer="::1")
             time.sleep(0.3)
-        return Result("ipv6")
+
+        import aioice
+
+        async def body(plan, result):
+            a = aioice.Connection(ice_controlling=True, use_ipv4=False, use_ipv6=True)
+            b = aioice.Connection(ice_controlling=False, use_ipv4=False, use_ipv6=True)
+            try:
+                await a.gather_candidates()
+                await b.gather_candidates()
+                await _exchange(a, b)
+                result.notes += await _connect_both(a, b, 20)
+                await _talk(a, b)
+                result.sdp = _sdp([("A", a), ("B", b)])
+            finally:
+                await a.close()
+                await b.close()
+
+        return _ice(plan, "ipv6", body, family="::1")
 
 
 class SymmetricNat:

@@ -171,9 +171,12 @@ STORIES: dict[str, list[dict]] = {
     "ipv6": [S("Binding", "request", ipv6=True), S("Binding", "success", ipv6=True),
              S("Allocate", "error", error=401, ipv6=True), S("Allocate", "success", ipv6=True),
              S("ChannelBind", "success", ipv6=True), {"channeldata": True, "ipv6": True},
-             S("Refresh", "request", lifetime=0, ipv6=True)],
+             S("Refresh", "request", lifetime=0, ipv6=True),
+             # ICE host checks on [::1]
+             S("Binding", "request", ipv6=True), S("Binding", "success", ipv6=True),
+             S("Binding", "success", ipv6=True)],
 }
-SDP = {"ice-host", "ice-host-2", "ice-turn-relay", "ice-wrong-password", "ice-unreachable",
+SDP = {"ipv6", "ice-host", "ice-host-2", "ice-turn-relay", "ice-wrong-password", "ice-unreachable",
        "ice-role-conflict"}
 
 
