@@ -162,10 +162,10 @@ class Analyzer:
         else:
             src, dst, via = self._ends(ev)
         method = msg.method
-        tx, new = self.tx.request(msg.txid, method, src, dst, ev.transport, via, ev.frame, ev.ts)
+        tx = self.tx.request(msg.txid, method, src, dst, ev.transport, via, ev.frame, ev.ts)
         if tx is None:
             return
-        if not new:
+        if len(tx.times) > 1:
             if tx.ice and tx.info is not None and tx.times[-1] - tx.times[-2] >= COPY_S:
                 IceTracker.retransmitted(tx.info, ev.frame)
             return

@@ -186,7 +186,8 @@ class IceTracker:
             self.by_flow[(dst, src)] = pair
         pair.checks += 1
         pair.open += 1
-        pair.note(frame)
+        if len(pair.frames) < MAX_FRAMES:
+            pair.frames.append(frame)
         if len(session.check_frames) < MAX_FRAMES:
             session.check_frames.append(frame)
         if outbound and pair.priority is None:
@@ -238,7 +239,8 @@ class IceTracker:
         """The answer to ``check``; ``src`` is the logical source of the request."""
         session, pair = check.session, check.pair
         pair.open -= 1
-        pair.note(frame)
+        if len(pair.frames) < MAX_FRAMES:
+            pair.frames.append(frame)
         session.responses += 1
         if error is None:
             pair.successes += 1

@@ -64,7 +64,7 @@ class Pending:
 
     __slots__ = (
         "txid", "method", "client", "server", "transport", "via", "frames", "times", "copies",
-        "first_ts", "info", "ice", "done",
+        "first_ts", "info", "ice", "done", "counters",
     )
 
     def __init__(
@@ -84,6 +84,7 @@ class Pending:
         self.info: Any = None
         self.ice = False
         self.done = False
+        self.counters: ServerCounters | None = None
 
     @property
     def retransmissions(self) -> int:
@@ -118,31 +119,31 @@ class TransactionTracker:
     def request(
         self, txid: bytes, method: int, client: Endpoint, server: Endpoint, transport: str,
         via: Endpoint | None, frame: int, ts: float,
-    ) -> tuple[Pending | None, bool]:
-        """A request was seen. Returns ``(pending, is_new)``; ``(None, False)`` for a late
-        retransmission of a transaction already answered."""
+    ) -> Pending | None:
+        """A request was seen: its transaction (new when it has one frame, else this was a
+        retransmission), or None for a late retransmission of one already answered."""
         tx = self.pending.get(txid)
         if tx is not None:
             if ts - tx.times[-1] < COPY_S:
                 tx.copies += 1
             tx.frames.append(frame)
             tx.times.append(ts)
-            return tx, False
+            return tx
         if txid in self._recent:
             self.late_retransmissions += 1
-            return None, False
+            return None
         tx = Pending(txid, method, client, server, transport, via, frame, ts)
         self.pending[txid] = tx
         queue = self._queue
         if not queue:
             self.next_expiry = ts + TIMEOUT_S
         queue.append(tx)
-        counters = self.servers.get(server) or self._counters(server)
+        counters = tx.counters = self.servers.get(server) or self._counters(server)
         if counters is not None:
             counters.requests += 1
         if not len(queue) & 1023 and len(queue) > 2 * len(self.pending) + 1024:
             self._queue = deque(t for t in queue if not t.done)
-        return tx, True
+        return tx
 
     def _counters(self, server: Endpoint) -> ServerCounters | None:
         counters = self.servers.get(server)
@@ -208,7 +209,7 @@ class TransactionTracker:
             for key in list(islice(recent, _RECENT // 2)):
                 del recent[key]
         found = timing(tx, outcome, ended_by) if len(tx.times) > 1 or outcome == "timeout" else ()
-        counters = self.servers.get(tx.server)
+        counters = tx.counters
         if counters is not None:
             if outcome == "success":
                 counters.success += 1
