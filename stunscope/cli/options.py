@@ -127,6 +127,7 @@ def keyring(args: argparse.Namespace, environ: dict[str, str] | None = None) -> 
         except ValueError as exc:
             raise UsageError(f"${CREDENTIALS_ENV}: {exc}") from None
     for password in getattr(args, "ice_pwd", []):
+        password = password.strip()  # as parse_credential does: a pasted SDP line ends in CR LF
         if not password:
             raise UsageError("--ice-pwd: empty password")
         ring.add_short_term(password)
