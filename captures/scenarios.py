@@ -279,10 +279,11 @@ def _xaddr(ip: str, port: int, txid: bytes) -> bytes:
 
 def stun_message(method: int, cls: int, attrs: list[tuple[int, bytes]], *, txid: bytes | None = None,
                  key: bytes | None = None, fingerprint: bool = True) -> bytes:
-    """Encode a STUN message; MESSAGE-INTEGRITY with ``key``, then FINGERPRINT."""
+    """Encode a STUN message; MESSAGE-INTEGRITY with ``key``, then FINGERPRINT. An attribute
+    value may be a function of the transaction id (XOR-PEER-ADDRESS over IPv6)."""
     txid = txid or os.urandom(12)
     t = (method & 0xF) | ((method & 0x70) << 1) | ((method & 0xF80) << 2) | cls
-    body = b"".join(_attr(a, v) for a, v in attrs)
+    body = b"".join(_attr(a, v(txid) if callable(v) else v) for a, v in attrs)
 
     def hdr(length: int) -> bytes:
         return struct.pack("!HHI", t, length, COOKIE) + txid
@@ -366,6 +367,8 @@ class TurnClient:
 
     def allocate(self, lifetime: int | None = None) -> tuple[int, dict[int, bytes]]:
         attrs = [(0x0019, bytes([17, 0, 0, 0]))]
+        if ":" in self.server[0]:  # REQUESTED-ADDRESS-FAMILY: an IPv6 relay (RFC 8656 §18.11)
+            attrs.append((0x0017, bytes([2, 0, 0, 0])))
         if lifetime is not None:
             attrs.append((0x000D, struct.pack("!I", lifetime)))
         return self.request(ALLOCATE, attrs)
@@ -374,20 +377,15 @@ class TurnClient:
         return self.request(REFRESH, [(0x000D, struct.pack("!I", lifetime))])
 
     def create_permission(self, ip: str, port: int = 0) -> tuple[int, dict[int, bytes]]:
-        return self.request(CREATE_PERMISSION, [(0x0012, _xaddr(ip, port, os.urandom(12)))])
+        return self.request(CREATE_PERMISSION, [(0x0012, lambda txid: _xaddr(ip, port, txid))])
 
     def send_indication(self, ip: str, port: int, data: bytes) -> None:
-        txid = os.urandom(12)
-        msg = stun_message(SEND, INDICATION, [(0x0012, _xaddr(ip, port, txid)), (0x0013, data)],
-                           txid=txid)
+        msg = stun_message(SEND, INDICATION,
+                           [(0x0012, lambda txid: _xaddr(ip, port, txid)), (0x0013, data)])
         self.sock.sendto(msg, self.server)
 
     def close(self) -> None:
         self.sock.close()
-
-
-def _fix_xaddr_txid(msg_attrs):  # pragma: no cover - kept simple: XOR-PEER-ADDRESS uses cookie only
-    return msg_attrs
 
 
 class _Sink:
