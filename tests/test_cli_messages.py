@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import CORPUS
+from conftest import CAPTURES, CORPUS
 from stunscope.cli import main
 from stunscope.capture.events import MessageEvent, Undecodable
 from stunscope.capture.stream import open_events
@@ -274,3 +274,18 @@ def test_request_table_is_bounded(crafted: Path) -> None:
 def test_help_has_examples(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     code, out, _ = run(["messages", "--help"], capsysbinary)
     assert code == 0 and b"examples:" in out and b"--credential" in out
+
+
+def test_bundled_ice_relay_capture_verifies_with_its_sdp(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """Real aioice + coturn traffic: with the SDP's ICE passwords (pasted as is, CR LF included)
+    and the TURN credential, every signed message verifies, tunnelled checks included."""
+    capture, sdp = CAPTURES / "ice-turn-relay.pcapng", CAPTURES / "ice-turn-relay.sdp"
+    if not capture.exists() or not sdp.exists():
+        pytest.skip("captures/ice-turn-relay is not recorded")
+    flags = [arg for line in sdp.read_bytes().decode().splitlines(keepends=True)
+             if line.startswith("a=ice-pwd:") for arg in ("--ice-pwd", line.split(":", 1)[1])]
+    code, out, _ = run(["messages", str(capture), "--format", "jsonl", "--credential", "alice:wonderland",
+                        *flags], capsysbinary)
+    statuses = [(o.get("tunnel"), o.get("integrity")) for o in map(orjson.loads, out.splitlines())]
+    assert code == 0 and ("channeldata", "ok") in statuses
+    assert {status for _, status in statuses} <= {None, "ok"}
