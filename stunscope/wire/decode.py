@@ -95,13 +95,19 @@ _ORDERED: dict[int, tuple[int, ...]] = {
 }
 """RFC 8489 §14.5-14.7: what may follow each integrity attribute (nothing follows FINGERPRINT)."""
 
-_SEALS = frozenset(_ORDERED)
-_LEGAL_TAILS = frozenset({
-    (FINGERPRINT,), (MESSAGE_INTEGRITY,), (MESSAGE_INTEGRITY, FINGERPRINT),
-    (MESSAGE_INTEGRITY_SHA256,), (MESSAGE_INTEGRITY_SHA256, FINGERPRINT),
-    (MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256), (MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256, FINGERPRINT),
-})
-"""Every legal sequence of integrity attributes ending a message (RFC 8489 §14.5-14.7)."""
+_LEGAL_TAIL: tuple[list[int], ...] = (
+    [],
+    [MESSAGE_INTEGRITY],
+    [MESSAGE_INTEGRITY_SHA256],
+    [MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256],
+    [FINGERPRINT],
+    [MESSAGE_INTEGRITY, FINGERPRINT],
+    [MESSAGE_INTEGRITY_SHA256, FINGERPRINT],
+    [MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256, FINGERPRINT],
+)
+"""RFC 8489 §14.5-14.7: the only legal way to end a message that carries MESSAGE-INTEGRITY (1),
+MESSAGE-INTEGRITY-SHA256 (2) and FINGERPRINT (4), indexed by which of them are present. A message
+whose attributes end exactly so (each once) needs no closer look."""
 
 _PADDED_WALK_FINDINGS = frozenset(
     {"attribute-overrun", "nonzero-padding", "missing-padding", "attribute-header-truncated"}
@@ -189,31 +195,28 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
             attributes = unpadded
             findings = [f for f in findings if f not in _PADDED_WALK_FINDINGS] + ["unpadded-attributes"]
     types = [attr[0] for attr in attributes]
-    if MESSAGE_INTEGRITY in types or MESSAGE_INTEGRITY_SHA256 in types or FINGERPRINT in types:
-        _seal_findings(types, findings)
-        if FINGERPRINT in types and not _fingerprint_ok(data, attributes[types.index(FINGERPRINT)], length):
-            findings.append("bad-fingerprint")
-    if len(set(types)) != len(types) and _has_meaningful_duplicate(types):
+    distinct = len(set(types)) == len(types)
+    if not distinct and _has_meaningful_duplicate(types):
         findings.append("duplicate-attribute")
+    fingerprinted = FINGERPRINT in types
+    tail = _LEGAL_TAIL[(MESSAGE_INTEGRITY in types) + 2 * (MESSAGE_INTEGRITY_SHA256 in types) + 4 * fingerprinted]
+    if tail and (not distinct or types[-len(tail):] != tail):
+        _seal_findings(types, findings)
+    if fingerprinted:
+        fingerprint = attributes[types.index(FINGERPRINT)]
+        offset = fingerprint[1]
+        covered = offset - HEADER_LEN + 8  # RFC 8489 §14.7: the length as if FINGERPRINT ended it
+        if covered == length:  # FINGERPRINT last, as it should be: the header is already right
+            crc = crc32(data[:offset])
+        else:
+            crc = crc32(data[4:offset], crc32(covered.to_bytes(2, "big"), crc32(data[:2])))
+        if fingerprint[3] != (crc ^ FINGERPRINT_XOR).to_bytes(4, "big"):
+            findings.append("bad-fingerprint")
     method, cls = _TYPE_TABLE[msg_type]
     return _new(StunMessage, (
         msg_type, method, cls, length, magic, txid, tuple(attributes),
         tuple(dict.fromkeys(findings)) if findings else (), data,
     ))
-
-
-def _fingerprint_ok(data: bytes, attr: Attribute, length: int) -> bool:
-    """RFC 8489 §14.7: CRC-32 of the header (length ending after FINGERPRINT) and every byte
-    before the attribute, XOR 0x5354554e, equals the 4-byte value."""
-    offset = attr[1]
-    if len(attr[3]) != 4:
-        return False
-    covered = offset - HEADER_LEN + 8
-    if covered == length:  # FINGERPRINT last, as it should be: the header is already right
-        crc = crc32(data[:offset])
-    else:
-        crc = crc32(data[4:offset], crc32(covered.to_bytes(2, "big"), crc32(data[:2])))
-    return int.from_bytes(attr[3], "big") == crc ^ FINGERPRINT_XOR
 
 
 def _unpadded_attributes(data: bytes, end: int) -> list[Attribute] | None:
@@ -237,15 +240,7 @@ def _unpadded_attributes(data: bytes, end: int) -> list[Attribute] | None:
 
 def _seal_findings(types: list[int], findings: list[str]) -> None:
     """RFC 8489 §14.5-14.7 ordering: only MESSAGE-INTEGRITY-SHA256 and FINGERPRINT may follow
-    MESSAGE-INTEGRITY, only FINGERPRINT may follow MESSAGE-INTEGRITY-SHA256, nothing FINGERPRINT.
-
-    Fast path: the integrity attributes form one legal run at the end (the usual case).
-    """
-    tail = len(types)
-    while tail and types[tail - 1] in _ORDERED:
-        tail -= 1
-    if tuple(types[tail:]) in _LEGAL_TAILS and _SEALS.isdisjoint(types[:tail]):
-        return
+    MESSAGE-INTEGRITY, only FINGERPRINT may follow MESSAGE-INTEGRITY-SHA256, nothing FINGERPRINT."""
     start = min(types.index(seal) for seal in _ORDERED if seal in types)
     sealed = _ORDERED[types[start]]
     for attr_type in types[start + 1:]:
