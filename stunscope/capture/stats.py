@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 class CaptureStats:
     """What the stream saw, for reports and progress displays.
 
-    ``kinds`` counts transport payloads by RFC 7983 class (``stun``, ``channeldata``, ``dtls``,
-    ``rtp``, ``rtcp``, ``other``, ...) and frames that carried no UDP/TCP payload by why
-    (``non-ip``, ``icmp``, ``fragment``, ``malformed``, ``other-ip-proto``, ``unsupported-link``).
+    ``kinds`` counts UDP payloads and framed TCP messages by RFC 7983 class (``stun``,
+    ``channeldata``, ``dtls``, ``rtp``, ``rtcp``, ``quic``, ``other``, ...), TCP segments of
+    connections that carry no STUN (``tcp-other``), ICMP errors quoting a flow (``icmp-error``),
+    and frames that carried no UDP/TCP payload by why (``non-ip``, ``icmp``, ``fragment``,
+    ``malformed``, ``other-ip-proto``, ``unsupported-link``). ``messages`` counts message events
+    (tunnelled ones included), ``undecodable`` payloads that looked like STUN but did not decode.
     ``truncated`` counts frames cut by the snap length (captured shorter than on the wire).
     Evictions count state dropped to keep memory bounded: fragment reassembly (RFC 791 §3.2,
     RFC 8200 §4.5) and TCP directions (RFC 9293 §3.10) pushed out by newer ones.

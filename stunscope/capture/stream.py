@@ -28,7 +28,7 @@ from stunscope.wire.attributes import data as data_attribute
 from stunscope.wire.attributes import xor_peers
 from stunscope.wire.decode import decode_channeldata, decode_message, decode_ms_turn_mux
 from stunscope.wire.demux import classify
-from stunscope.wire.message import ChannelData, DecodeFailure, Endpoint, MessageClass, StunMessage
+from stunscope.wire.message import DecodeFailure, Endpoint, MessageClass, StunMessage
 
 __all__ = ["CaptureStats", "iter_events", "open_events"]
 
