@@ -59,7 +59,12 @@ class Unreachable(NamedTuple):
     """An ICMP/ICMPv6 error quoting a datagram from ``src`` to ``dst`` (the original flow).
 
     ``reporter`` is the address that sent the ICMP error; ``icmp`` is e.g. ``port-unreachable``.
-    The quoted datagram is not traffic and is never counted as a message.
+    The quoted datagram is not traffic and is never counted as a message. Every ICMP error that
+    quotes a UDP or TCP datagram yields one, whatever the flow carried: match ``src``/``dst``
+    against the flows you track. ``icmp`` names: ``net-unreachable``, ``host-unreachable``,
+    ``protocol-unreachable``, ``port-unreachable``, ``fragmentation-needed``,
+    ``admin-prohibited``, ``ttl-exceeded`` (RFC 792); ``no-route``, ``address-unreachable``,
+    ``packet-too-big``, ``hop-limit-exceeded`` ... (RFC 4443); others ``<type>-<code>``.
     """
 
     frame: int
