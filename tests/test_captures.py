@@ -8,6 +8,7 @@ LIFETIME value, or ``tcp``/``ipv6``/``icmp``/``channeldata``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import shutil
@@ -51,7 +52,8 @@ def _split_type(t: int) -> tuple[str, str]:
     return METHODS.get(method, f"0x{method:03x}"), CLASSES[cls]
 
 
-def messages(path: Path) -> list[Msg]:
+@functools.lru_cache(maxsize=64)
+def messages(path: Path) -> tuple[Msg, ...]:
     """One Msg per STUN message (several per frame over TCP), one per ChannelData frame."""
     args = ["tshark", "-n", "-r", str(path), "-Y", "stun", "-T", "fields", "-E", "occurrence=a",
             "-E", "aggregator=;", "-E", "separator=\t"]
@@ -81,7 +83,7 @@ def messages(path: Path) -> list[Msg]:
             # messages in a frame we only trust it when there is exactly one message.
             lifetime = lifetimes[0] if len(types) == 1 and lifetimes else None
             result.append(Msg(frame, method, cls, error, lifetime, False, tcp, ipv6, icmp))
-    return result
+    return tuple(result)
 
 
 def _matches(m: Msg, step: dict) -> bool:
@@ -91,7 +93,7 @@ def _matches(m: Msg, step: dict) -> bool:
     return True
 
 
-def assert_story(path: Path, story: list[dict]) -> list[Msg]:
+def assert_story(path: Path, story: list[dict]) -> tuple[Msg, ...]:
     """Each step is found after the previous one; the failure names the first missing step."""
     msgs = messages(path)
     i = 0
