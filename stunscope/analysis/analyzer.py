@@ -173,7 +173,6 @@ class Analyzer:
             self._unanswered(self.tx.evict_oldest(), "eviction")
         names = None
         if method == BINDING:
-            names = None
             for attr in msg.attributes:
                 if attr.type == USERNAME:  # RFC 8489 §14.3 UTF-8, invalid bytes escaped as in wire
                     names = ufrags(attr.raw.decode("utf-8", "backslashreplace"))
@@ -372,7 +371,13 @@ class Analyzer:
         capture = CaptureSummary(
             self.file, max(self.frames, stats.frames if stats is not None else 0), self.messages,
             self.undecodable, self.unreachable, self.first_ts,
-            self.last_ts if self.first_ts is not None else None, evictions, self.complete,
+            self.last_ts if self.first_ts is not None else None, evictions,
+            {
+                "duplicate_answers": self.tx.duplicate_answers,
+                "late_retransmissions": self.tx.late_retransmissions,
+                "unattributed_channeldata": self.turn.unattributed_channeldata,
+            },
+            self.complete,
         )
         servers = sorted(self.tx.server_results(), key=lambda s: s.server)
         return Analysis(
