@@ -20,6 +20,7 @@ from scapy.all import (
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
+    IPOption_RR,
     IPv6ExtHdrRouting,
     fragment,
     fragment6,
@@ -100,6 +101,11 @@ def test_ipv6_extension_headers_are_skipped() -> None:
         / PAYLOAD
     )
     _udp(decode_frame(229, raw(packet)), A6, B6)
+
+
+def test_ipv4_options_take_the_general_path() -> None:
+    with_options = IP(src="10.0.0.1", dst="192.0.2.7", options=[IPOption_RR()]) / UDP(sport=5000, dport=3478) / PAYLOAD
+    _udp(decode_frame(1, raw(Ether() / with_options)))
 
 
 def test_ethernet_padding_is_trimmed_by_ip_and_udp_lengths() -> None:

@@ -81,8 +81,11 @@ _IPV4_UDP = "BxH2xHxB2x4s4sHHH"  # IPv4 version/IHL, total length, flags+offset,
 _FAST_UDP4 = {
     1: (struct.Struct("!12xH" + _IPV4_UDP).unpack_from, 14, (_ETH_IPV4,)),
     113: (struct.Struct("!14xH" + _IPV4_UDP).unpack_from, 16, (_ETH_IPV4,)),
+    276: (struct.Struct("!H18x" + _IPV4_UDP).unpack_from, 20, (_ETH_IPV4,)),
     0: (struct.Struct("!I" + _IPV4_UDP).unpack_from, 4, (2, 0x02000000)),
     108: (struct.Struct("!I" + _IPV4_UDP).unpack_from, 4, (2, 0x02000000)),
+    101: (struct.Struct("!0s" + _IPV4_UDP).unpack_from, 0, (b"",)),  # raw IP: no link tag
+    228: (struct.Struct("!0s" + _IPV4_UDP).unpack_from, 0, (b"",)),
 }
 """Link type -> (unpack of link tag + IPv4 + UDP headers, IP offset, tags meaning IPv4)."""
 _UDP_HEAD = struct.Struct("!HHH").unpack_from
