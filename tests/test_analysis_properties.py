@@ -66,3 +66,24 @@ def test_random_event_sequences_never_crash(events) -> None:
     firsts = [t["request_frames"][0] if t["request_frames"] else t["response_frame"] for t in doc["transactions"]]
     assert firsts == sorted(firsts)
     assert all(v["severity"] in ("error", "warning", "info") for v in doc["verdicts"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(event, max_size=30), st.integers(0, 30))
+def test_snapshots_do_not_change_the_analysis(events, cut) -> None:
+    from stunscope.analysis import Analyzer
+
+    s = Script()
+    for at, src, dst, method, cls, tid, attrs, tunnel, is_cd in sorted(events, key=lambda e: e[0]):
+        if is_cd:
+            s.channeldata(at, src, dst, 0x4000, b"payload")
+        else:
+            s.send(at, src, dst, method, cls, tid, attrs)
+    plain, watched = Analyzer(), Analyzer()
+    for i, ev in enumerate(s.events):
+        plain.feed(ev)
+        watched.feed(ev)
+        if i == cut:
+            watched.snapshot()
+            watched.snapshot(final=True)
+    assert plain.snapshot(final=True) == watched.snapshot(final=True)
