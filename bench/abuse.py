@@ -10,7 +10,7 @@ Two captures are written to a temporary folder (classic microsecond pcap, Ethern
   the allocation table holds.
 
 Each is analysed by ``python -m stunscope analyze FILE --format json`` in a child process; the
-report gives wall time, packets per second, the child's peak RSS (``wait4``) and the evictions the
+report gives wall and CPU time, packets per second, the child's peak RSS (``wait4``) and the evictions the
 analysis reports in ``capture.evictions``. Nothing crashes, memory stays bounded.
 
 Usage: ``python bench/abuse.py [--requests N] [--allocations N] [--keep DIR]``
@@ -104,7 +104,8 @@ def measure(path: Path, packets: int) -> dict[str, object]:
         doc = json.load(out)
     return {
         "file": path.name, "packets": packets, "exit": os.waitstatus_to_exitcode(status),
-        "wall_s": round(wall, 2), "pps": round(packets / wall), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "pps": round(packets / wall), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "transactions_listed": len(doc["transactions"]), "allocations_listed": len(doc["allocations"]),
         "evictions": {k: v for k, v in doc["capture"]["evictions"].items() if v},
         "verdicts": sorted({v["code"] for v in doc["verdicts"]}),
