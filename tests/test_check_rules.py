@@ -17,7 +17,7 @@ from stunscope.check.rules import collect_rules, load_rules_file, profile_rules,
 from stunscope.cli import main
 from stunscope.errors import InputError, UsageError
 
-CI_DOC = ROOT / "docs" / "ci.md"
+CI_DOC = ROOT / "README.md"
 
 CONNECTED = {
     "schema": "stunscope.analysis/1",
