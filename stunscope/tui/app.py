@@ -116,7 +116,8 @@ class StunscopeApp(App[None]):
         self.index = MessageIndex()
         self.summaries = Summaries(self.index)
         self.loader = Loader(self.index, source, size=size, live=live,
-                             keep_records=self.path is None)
+                             keep_records=self.path is None,
+                             file=str(self.path) if self.path is not None else None)
         self.analysis: Analysis | None = None
         self.progress: Progress = self.loader.progress()
         self.load_error: str | None = None
@@ -129,6 +130,10 @@ class StunscopeApp(App[None]):
         self._status_text = ""
         self._detail_row: int | None = None
         self._detail_timer: Timer | None = None
+        self.timeline: Timeline
+        """The timeline widget (set on mount)."""
+        self.status: Static
+        self._poll_timer: Timer
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -156,19 +161,16 @@ class StunscopeApp(App[None]):
 
     def on_resize(self) -> None:
         # 16 bytes a hex line when there is room for them beside the tree, else 8.
-        self.query_one(HexView).styles.width = 73 if self.size.width >= 150 else 40
+        self.query_one(HexView).styles.width = 74 if self.size.width >= 150 else 41
 
     def on_mount(self) -> None:
+        self.timeline = self.query_one("#timeline-list", Timeline)
+        self.status = self.query_one("#status", Static)
         self.timeline.follow = self.live
         self.timeline.focus()
         self._load()
-        self.set_interval(0.1, self._poll)
+        self._poll_timer = self.set_interval(0.1, self._poll)
         self._poll()
-
-    @property
-    def timeline(self) -> Timeline:
-        """The timeline widget."""
-        return self.query_one("#timeline-list", Timeline)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -212,8 +214,9 @@ class StunscopeApp(App[None]):
         if self.index.count != self._seen_count:
             self._seen_count = self.index.count
             timeline = self.timeline
-            if timeline.view.extend():
-                timeline.grew()
+            added = timeline.view.extend()
+            if added:
+                timeline.grew(added)
                 if self.tab == "ladder":
                     self._show_ladder()
         self._status()
@@ -239,7 +242,7 @@ class StunscopeApp(App[None]):
         if text != self._status_text:
             self._status_text = text
             # Fixed height and width: no layout pass for a new status.
-            self.query_one("#status", Static).update(Text(text), layout=False)
+            self.status.update(Text(text), layout=False)
 
     # -- views and selection --------------------------------------------------------------------
 
@@ -524,6 +527,7 @@ class StunscopeApp(App[None]):
             return f"ladder ({len(ladder.rows)} messages) written to {path}"
 
     def on_unmount(self) -> None:
+        self._poll_timer.stop()
         if self._detail_timer is not None:
             self._detail_timer.stop()
         self.workers.cancel_all()

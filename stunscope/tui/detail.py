@@ -28,7 +28,7 @@ class DetailTree(Tree[Span]):
     """Attribute tree of one index row; node data is the byte span it describes."""
 
     DEFAULT_CSS = """
-    DetailTree { height: 1fr; }
+    DetailTree { height: 1fr; scrollbar-size-horizontal: 0; }
     """
 
     def __init__(self, index: MessageIndex, **kwargs: object) -> None:

@@ -30,7 +30,7 @@ from stunscope.analysis import Analyzer
 from stunscope.analysis.results import Analysis
 from stunscope.capture.events import Event
 from stunscope.capture.records import Record, read_records
-from stunscope.capture.stream import iter_events
+from stunscope.capture.stream import CaptureStats, iter_events
 from stunscope.errors import StunscopeError
 from stunscope.tui.index import MessageIndex
 from stunscope.wire.text import safe_text
@@ -76,6 +76,7 @@ class Loader:
         size: int | None = None,
         live: bool = False,
         keep_records: bool = True,
+        file: str | None = None,
         interval: float = 0.1,
         snapshot_s: float = 1.0,
     ) -> None:
@@ -87,7 +88,8 @@ class Loader:
         """Copy each record to the spool (for export); a file source can be re-read instead."""
         self.interval = interval
         self.snapshot_s = snapshot_s
-        self.analyzer = Analyzer()
+        self.stats = CaptureStats()
+        self.analyzer = Analyzer(file=file, stats=self.stats)
         self.frames = 0
         self._bytes = 0
 
@@ -109,7 +111,7 @@ class Loader:
             return iter(())
         items = chain([first], items)
         if isinstance(first, Record):
-            return iter_events(self._counted(items))  # type: ignore[arg-type]
+            return iter_events(self._counted(items), stats=self.stats)  # type: ignore[arg-type]
         return items  # type: ignore[return-value]
 
     def _fraction(self, done: bool) -> float | None:
@@ -149,5 +151,5 @@ class Loader:
         except StunscopeError as exc:
             error = safe_text(str(exc))
         index.finish()
-        analysis = analyzer.snapshot()
+        analysis = analyzer.snapshot(final=True)
         report(self.progress(done=True)._replace(error=error, analysis=analysis))

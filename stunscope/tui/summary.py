@@ -31,17 +31,21 @@ from stunscope.wire.message import (
 from stunscope.wire.registry import method_name
 from stunscope.wire.text import safe_text
 
-_labels: dict[tuple[int, int, int], str] = {}
+_labels: dict[tuple[int, int, int, bool], str] = {}
+_SHORT_CLASS = {MessageClass.REQUEST: "req", MessageClass.INDICATION: "ind",
+                MessageClass.SUCCESS: "ok", MessageClass.ERROR: "err"}
 
 
-def row_label(index: MessageIndex, row: int) -> str:
-    """``Binding request``, ``Allocate error``, ``ChannelData``, ``ICMP``, ``undecodable``."""
-    key = (index.kind[row], index.method[row], index.cls[row])
+def row_label(index: MessageIndex, row: int, short: bool = False) -> str:
+    """``Binding request``, ``Allocate error``, ``ChannelData``, ``ICMP``, ``undecodable``;
+    ``short`` abbreviates the class (``Binding req``, ``Allocate err``) for narrow screens."""
+    key = (index.kind[row], index.method[row], index.cls[row], short)
     label = _labels.get(key)
     if label is None:
         kind = RowKind(key[0])
         if kind in (RowKind.STUN, RowKind.CLASSIC):
-            label = f"{method_name(key[1])} {MessageClass(key[2]).label}"
+            cls = MessageClass(key[2])
+            label = f"{method_name(key[1])} {_SHORT_CLASS[cls] if short else cls.label}"
         elif kind == RowKind.CHANNELDATA:
             label = "ChannelData"
         elif kind == RowKind.UNREACHABLE:

@@ -96,7 +96,7 @@ class Timeline(ScrollView, can_focus=True):
         self._announced: int | None = None
         self._styles: dict[str, Style] = {}
         """Rich styles of the component classes (rebuilt when the theme or focus changes)."""
-        self._width_cache: tuple[int, int, tuple[int, int, int, int]] | None = None
+        self._width_cache: tuple[tuple[int, int, int], tuple[int, int, int, int, int]] | None = None
 
     # -- the view -------------------------------------------------------------------------------
 
@@ -107,9 +107,11 @@ class Timeline(ScrollView, can_focus=True):
         position = view.position(keep_row) if keep_row is not None else 0
         self.cursor = min(position, max(0, len(view) - 1))
 
-    def grew(self) -> None:
-        """Rows were appended to the view: resize, follow the tail if asked, repaint."""
-        at_end = self.follow and self.cursor >= len(self.view) - 2
+    def grew(self, added: int) -> None:
+        """``added`` rows were appended to the view: resize, follow the tail if the cursor was
+        on the last row (or there was none), repaint."""
+        before = len(self.view) - added
+        at_end = self.follow and (before == 0 or self.cursor >= before - 1)
         self._resize()
         if at_end:
             self.cursor = len(self.view) - 1
@@ -169,17 +171,18 @@ class Timeline(ScrollView, can_focus=True):
 
     # -- rendering ------------------------------------------------------------------------------
 
-    def _widths(self) -> tuple[int, int, int, int]:
-        """Widths of the address, time and delta columns, and of the label column."""
-        endpoints = self.index.endpoints
-        key = (self.size.width, min(len(endpoints), 64))
-        if self._width_cache is None or self._width_cache[:2] != key:
-            endpoint = max((len(str(e)) for e in endpoints[:64]), default=15)
+    def _widths(self) -> tuple[int, int, int, int, int]:
+        """Widths of the frame, time, delta, address and label columns (delta 0: hidden)."""
+        index = self.index
+        last_frame = index.frame[index.count - 1] if index.count else 0
+        key = (self.size.width, min(len(index.endpoints), 64), len(str(last_frame)))
+        if self._width_cache is None or self._width_cache[0] != key:
+            endpoint = max((len(str(e)) for e in index.endpoints[:64]), default=15)
             narrow = self.size.width < 120
-            widths = (min(endpoint, 21 if narrow else 47), (9 if narrow else 12),
-                      (0 if narrow else 11), (20 if narrow else 26))
-            self._width_cache = (*key, widths)
-        return self._width_cache[2]
+            widths = (max(5, key[2]), 9 if narrow else 12, 0 if narrow else 11,
+                      min(endpoint, 21 if narrow else 47), 16 if narrow else 26)
+            self._width_cache = (key, widths)
+        return self._width_cache[1]
 
     def _style(self, name: str) -> Style:
         """The widget style plus component class ``name`` (cached)."""
@@ -189,8 +192,8 @@ class Timeline(ScrollView, can_focus=True):
         return style
 
     def _line_width(self) -> int:
-        address, time, delta, label = self._widths()
-        return max(self.size.width, 8 + time + delta + 2 * address + 4 + label + 40)
+        frame, time, delta, address, label = self._widths()
+        return max(self.size.width, frame + time + delta + 2 * address + label + 48)
 
     def render_line(self, y: int) -> Strip:
         width = max(self.size.width, 1)
@@ -205,8 +208,8 @@ class Timeline(ScrollView, can_focus=True):
         return strip.crop(scroll_x, scroll_x + width)
 
     def _header(self) -> str:
-        address, time, delta, label = self._widths()
-        text = f"{'Frame':>7} {'Time':>{time}} "
+        frame, time, delta, address, label = self._widths()
+        text = f"{'Frame':>{frame}} {'Time':>{time}} "
         if delta:
             text += f"{'Delta':>{delta}} "
         text += f"{'Source':<{address}} → {'Destination':<{address}} {'Message':<{label}} Summary"
@@ -215,19 +218,19 @@ class Timeline(ScrollView, can_focus=True):
     def _row_strip(self, position: int) -> Strip:
         index = self.index
         row = self.view[position]
-        address, time, delta, label_width = self._widths()
+        frame, time, delta, address, label_width = self._widths()
         if self._origin is None and index.count:
             self._origin = index.ts[0]
         ts = index.ts[row] - (self._origin or 0.0)
         decimals = 3 if time < 12 else 6
-        text = f"{index.frame[row]:>7} {ts:>{time}.{decimals}f} "
+        text = f"{index.frame[row]:>{frame}} {ts:>{time}.{decimals}f} "
         if delta:
             previous = self.view[position - 1] if position else row
             text += f"{'+' + format(index.ts[row] - index.ts[previous], '.6f'):>{delta}} "
         src = str(index.endpoints[index.src[row]])
         dst = str(index.endpoints[index.dst[row]])
         retransmission = bool(index.flags[row] & RETRANSMISSION)
-        label = ("↻ " if retransmission else "") + row_label(index, row)
+        label = ("↻ " if retransmission else "") + row_label(index, row, short=not delta)
         text += f"{_fit(src, address)} → {_fit(dst, address)} {_fit(label, label_width)} "
         text += self.summaries(row)
         style = self._style(self._style_class(row, retransmission))
