@@ -122,10 +122,12 @@ def main() -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         results = []
-        for name, frames in (("unanswered", unanswered(args.requests)),
-                             ("allocations", allocations(args.allocations))):
+        for name, count, make in (("unanswered", args.requests, unanswered),
+                                  ("allocations", args.allocations, allocations)):
+            if not count:
+                continue
             path = folder / f"abuse-{name}.pcap"
-            packets = _write(path, frames)
+            packets = _write(path, make(count))
             results.append(measure(path, packets))
             print(json.dumps(results[-1]), flush=True)
     return 0 if all(r["exit"] == 0 for r in results) else 1

@@ -26,7 +26,7 @@ from stunscope.wire.message import Endpoint, StunMessage
 CHANGE_REQUEST = 0x0003
 CHANGE_IP, CHANGE_PORT = 0x04, 0x02
 
-MAX_LOCALS = 10_000
+MAX_LOCALS = 5_000
 """Local endpoints kept; more are counted as evicted."""
 MAX_SERVERS_PER_LOCAL = 16
 """Servers remembered per local endpoint."""

@@ -71,7 +71,7 @@ CHANNEL_S = 600
 CHANNEL_QUARANTINE_S = 300
 """RFC 8656 §12.2: after expiry, a number/peer is not rebound to another for 5 minutes."""
 
-MAX_ALLOCATIONS = 10_000
+MAX_ALLOCATIONS = 5_000
 """Allocations kept (live and ended); the oldest ended one (else the oldest) is evicted."""
 MAX_PEERS = 256
 """Permissions, channels and peers with data counters, each, per allocation."""
