@@ -212,7 +212,7 @@ class _TsharkRun:
     def __init__(self, path: Path) -> None:
         self.path = path
         cmd = [_tshark_path(), "-r", str(path), "-n", *TSHARK_PREFS, "-Y", TSHARK_FILTER,
-               "-T", "json", "--no-duplicate-keys"]
+               "-T", "json", "--no-duplicate-keys", "-J", "frame stun classicstun"]
         self.out = tempfile.TemporaryFile()
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL)
