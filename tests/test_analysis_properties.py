@@ -46,9 +46,8 @@ event = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(event, max_size=40))
-def test_random_event_sequences_never_crash(events) -> None:
+def script(events: list) -> Script:
+    """The drawn events as a scenario, in time order."""
     s = Script()
     for at, src, dst, method, cls, tid, attrs, tunnel, is_cd in sorted(events, key=lambda e: e[0]):
         if is_cd:
@@ -57,7 +56,13 @@ def test_random_event_sequences_never_crash(events) -> None:
             s.send(at, src, dst, method, cls, tid, attrs, tunnel=tunnel,
                    peer="198.51.100.1:7" if tunnel in ("send", "data") else None,
                    chan=0x4000 if tunnel == "channeldata" else None)
-    analysis = s.analyze()
+    return s
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(event, max_size=40))
+def test_random_event_sequences_never_crash(events) -> None:
+    analysis = script(events).analyze()
     doc = analysis.to_json()
     json.dumps(doc)
     for key in ("allocations", "ice", "nat"):
@@ -73,12 +78,7 @@ def test_random_event_sequences_never_crash(events) -> None:
 def test_snapshots_do_not_change_the_analysis(events, cut) -> None:
     from stunscope.analysis import Analyzer
 
-    s = Script()
-    for at, src, dst, method, cls, tid, attrs, tunnel, is_cd in sorted(events, key=lambda e: e[0]):
-        if is_cd:
-            s.channeldata(at, src, dst, 0x4000, b"payload")
-        else:
-            s.send(at, src, dst, method, cls, tid, attrs)
+    s = script(events)
     plain, watched = Analyzer(), Analyzer()
     for i, ev in enumerate(s.events):
         plain.feed(ev)
