@@ -57,9 +57,9 @@ PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...) depends on its bytes only 
 # Summary roles of the attributes that feed the contract's top-level keys.
 _PEER, _FINGERPRINT, _INTEGRITY, _ERROR, _RELAYED, _MAPPED = 1, 2, 3, 4, 5, 6
 _ROLES = {0x0012: _PEER, 0x8028: _FINGERPRINT, 0x0008: _INTEGRITY, 0x001C: _INTEGRITY,
-          0x0009: _ERROR, 0x0016: _RELAYED, 0x0020: _MAPPED, 0x8020: _MAPPED, 0x0001: _MAPPED}
-_MAPPED_RANK = {0x0020: 0, 0x8020: 1, 0x0001: 2}
-"""The reflexive address preference of :func:`~stunscope.wire.attributes.xor_mapped`."""
+          0x0009: _ERROR, 0x0016: _RELAYED, 0x0020: _MAPPED, 0x8020: _MAPPED + 1, 0x0001: _MAPPED + 2}
+"""``_MAPPED + rank``: the reflexive address preference of
+:func:`~stunscope.wire.attributes.xor_mapped` (XOR-MAPPED-ADDRESS, then 0x8020, then MAPPED-ADDRESS)."""
 
 _TypeInfo = tuple[str, bool, bool, int]
 """(RFC name, value cacheable, value carries wire text, summary role or 0) of an attribute type."""
@@ -113,9 +113,9 @@ def _summarize(msg: StunMessage, keyring: Keyring | None, username: str | None, 
     """
     attributes = []
     append = attributes.append
-    seen: set[int] = set()
     mapped, mapped_rank, relayed, peers, err = None, 3, None, [], None
     has_fingerprint = signed = False
+    firsts = 0  # bit per role (and mapped rank) already taken: only the first attribute counts
     for attr in msg.attributes:
         atype = attr.type
         info = _TYPE_INFO.get(atype)
@@ -144,21 +144,19 @@ def _summarize(msg: StunMessage, keyring: Keyring | None, username: str | None, 
         if role == _PEER:
             if value.__class__ is str:
                 peers.append(value)
-            continue
-        if atype in seen:
-            continue
-        seen.add(atype)
-        if role == _FINGERPRINT:
+        elif role == _FINGERPRINT:
             has_fingerprint = True
         elif role == _INTEGRITY:
             signed = True
-        elif role == _ERROR:
-            err = value.get("code") if value.__class__ is dict else None
-        elif value.__class__ is str:  # a well-formed address (malformed ones are dicts)
-            if role == _RELAYED:
-                relayed = value
-            elif _MAPPED_RANK[atype] < mapped_rank:
-                mapped, mapped_rank = value, _MAPPED_RANK[atype]
+        elif not firsts & (1 << role):
+            firsts |= 1 << role
+            if role == _ERROR:
+                err = value.get("code") if value.__class__ is dict else None
+            elif value.__class__ is str:  # a well-formed address (malformed ones are dicts)
+                if role == _RELAYED:
+                    relayed = value
+                elif role - _MAPPED < mapped_rank:
+                    mapped, mapped_rank = value, role - _MAPPED
     if signed:
         integrity = "no-key" if keyring is None else check_integrity(msg, keyring, username, realm)
     else:
