@@ -294,6 +294,7 @@ class LiveCapture:
         self.iface = iface
         self._socket = _FrameSocket(iface, bpf)
         self.linktype = self._socket.linktype
+        self._write_target = write
         try:
             self._writer = self._open_writer(write, ring, ring_size_mb)
         except BaseException:
@@ -312,6 +313,7 @@ class LiveCapture:
         self._count = count or 0
         self._frames = 0
         self._dropped_queue = 0
+        self._write_error: OSError | None = None
         self._start(duration_s)
 
     def _open_writer(
@@ -327,7 +329,28 @@ class LiveCapture:
                 )
             return PcapngWriter(write, self.linktype, if_name=self.iface)
         except OSError as exc:
-            raise InputError(f"cannot write {write}: {exc.strerror}") from None
+            raise InputError(f"cannot write {write}: {exc.strerror or exc}") from None
+
+    def _call_writer(self, method: str) -> None:
+        """``flush_if_due`` or ``close`` the -w file, if there is one that still works."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                getattr(writer, method)()
+            except OSError as exc:
+                self._write_failed(writer, exc)
+
+    def _write_failed(self, writer: PcapngWriter | RingWriter, exc: OSError) -> None:
+        """The -w file cannot take more (disk full, size limit): stop, report it as the error.
+        The writer has cut the file back to its last complete flush."""
+        if self._write_error is None:
+            self._write_error = exc
+        self._writer = None
+        try:
+            writer.close()
+        except OSError:
+            pass  # the same error again; the file is closed regardless
+        self.request_stop()
 
     def _start(self, duration_s: float | None) -> None:
         from scapy.sendrecv import AsyncSniffer
@@ -356,7 +379,11 @@ class LiveCapture:
         for ts_ns, data, orig_len in batch:
             frame += 1
             if writer is not None:
-                writer.write(ts_ns, data, orig_len)
+                try:
+                    writer.write(ts_ns, data, orig_len)
+                except OSError as exc:
+                    self._write_failed(writer, exc)
+                    writer = None
             if room > 0 and queued_bytes + len(data) <= room_bytes:
                 # ts computed as the pcapng reader does, so the file reads back equal
                 queue.append(Record(frame, ts_ns / 1_000_000_000, linktype, data, orig_len))
@@ -375,8 +402,7 @@ class LiveCapture:
         """Until the capture ends: flush the file every 200 ms, notice that the sniffer stopped,
         stop it at the deadline."""
         while not self._finished.wait(0.1):
-            if self._writer is not None:
-                self._writer.flush_if_due()
+            self._call_writer("flush_if_due")
             self._socket.read_kernel_drops()
             if self._stop_requested.is_set() or (
                 self._deadline is not None and time.monotonic() >= self._deadline
@@ -399,8 +425,7 @@ class LiveCapture:
                     break
                 self._on_batch(batch)
             self._socket.close()
-            if self._writer is not None:
-                self._writer.close()
+            self._call_writer("close")
             self._finished.set()
             self._ready.set()
 
@@ -442,7 +467,11 @@ class LiveCapture:
 
     @property
     def error(self) -> InputError | None:
-        """Why the capture ended on its own (the interface went down or away), if it did."""
+        """Why the capture ended on its own, if it did: the interface went down or away, or the
+        -w file could not take more."""
+        if self._write_error is not None:
+            reason = self._write_error.strerror or self._write_error
+            return InputError(f"cannot write {self._write_target}: {reason}")
         error = self._socket.error
         if error is None:
             return None

@@ -101,7 +101,11 @@ class PcapngWriter:
         """Bytes handed to the file so far."""
         self.frames = 0
         """Frames written (flushed or pending)."""
-        self._flush_locked()
+        try:
+            self._flush_locked()
+        except OSError:
+            os.close(self._fd)
+            raise
 
     def write(self, units: int, data: bytes, orig_len: int | None = None) -> None:
         """Append one frame captured ``units`` (of the ``ts_exp`` resolution) after the epoch."""
@@ -142,20 +146,33 @@ class PcapngWriter:
                 self._flush_locked()
 
     def close(self) -> None:
-        """Flush and close the file (idempotent)."""
+        """Flush and close the file (idempotent); the file is closed even if the flush fails."""
         with self._lock:
             if self._fd < 0:
                 return
-            self._flush_locked()
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                self._flush_locked()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def _flush_locked(self) -> None:
+        """Write the pending blocks. If that fails (disk full, file size limit), cut the file
+        back to the last complete flush, so it stays valid, and raise the OSError."""
         view = memoryview(self._pending)
         done = 0
-        while done < len(view):
-            done += os.write(self._fd, view[done:])
-        view.release()
+        try:
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+        except OSError:
+            if done:
+                try:
+                    os.ftruncate(self._fd, self.size)
+                except OSError:  # not a regular file (e.g. /dev/full): nothing to cut back
+                    pass
+            raise
+        finally:
+            view.release()
         self.size += done
         self._pending.clear()
         self._last_flush = time.monotonic()

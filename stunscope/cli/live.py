@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from stunscope.cli import options
 from stunscope.cli.check import add_analysis_input
-from stunscope.errors import EXIT_OK, UsageError
+from stunscope.errors import EXIT_OK, InputError, UsageError
 
 DESCRIPTION = """\
 Capture on an interface and show STUN, TURN and ICE as it happens: the TUI, or with --format
@@ -142,24 +142,34 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.format is None:
             _tui(capture, args.interface)
-            if capture.error is not None:
-                raise capture.error
-            return EXIT_OK
-        from stunscope.analysis import Analyzer
-        from stunscope.capture.stats import CaptureStats
-
-        analyzer = Analyzer(keyring, args.sdp, file=args.write or f"live:{args.interface}",
-                            stats=CaptureStats())
-        stream = _Stream(analyzer, args.format, sys.stdout)
-        with _StopOnSignals(capture.request_stop):
-            analysis = stream.run(capture)
+            code = EXIT_OK
+        else:
+            code = _headless(capture, args, keyring, rules)
     finally:
         capture.stop()
         sys.stderr.write(f"stunscope: {capture.stats()}\n")
-    code = stream.finish(analysis, rules, capture.stats())
     if capture.error is not None:  # what was captured is reported above; exit 3
         raise capture.error
     return code
+
+
+def _headless(capture: Any, args: argparse.Namespace, keyring: Any, rules: list[Any]) -> int:
+    """Stream messages and verdicts until the capture stops, then check the rules."""
+    from stunscope.analysis import Analyzer
+    from stunscope.capture.stats import CaptureStats
+
+    analyzer = Analyzer(keyring, args.sdp, file=args.write or f"live:{args.interface}",
+                        stats=CaptureStats())
+    stream = _Stream(analyzer, args.format, sys.stdout)
+    try:
+        with _StopOnSignals(capture.request_stop):
+            analysis = stream.run(capture)
+        capture.stop()
+        return stream.finish(analysis, rules, capture.stats())
+    except BrokenPipeError:
+        raise  # `| head`: the CLI ends quietly
+    except OSError as exc:  # stdout on a full disk, over a file size limit...
+        raise InputError(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 def _tui(capture: Any, iface: str) -> None:
