@@ -228,3 +228,48 @@ def test_ipv4_total_length_zero_is_segmentation_offload() -> None:
     packet[2:4] = b"\x00\x00"  # as captured on a sender with TSO
     result = decode_frame(101, bytes(packet))
     assert isinstance(result, Transport) and result.payload == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("linktype", "head"),
+    [(113, b"\x00" * 14 + b"\x86\xdd"), (276, b"\x86\xdd" + b"\x00" * 18)],
+)
+def test_cooked_linux_ipv6_takes_the_general_path(linktype: int, head: bytes) -> None:
+    _udp(decode_frame(linktype, head + raw(UDP6)), A6, B6)
+
+
+@pytest.mark.parametrize(("linktype", "data"), [(113, b"\x00" * 15), (276, b"\x86\xdd" + b"\x00" * 10), (0, b"\x02\x00")])
+def test_cut_cooked_and_null_headers_are_malformed(linktype: int, data: bytes) -> None:
+    assert decode_frame(linktype, data) == MALFORMED
+
+
+def test_ipv6_authentication_header_is_skipped() -> None:
+    ah = bytes([17, 4]) + b"\x00" * 22  # next header UDP, length (4 + 2) * 4 = 24 bytes (RFC 4302)
+    udp = raw(UDP(sport=5000, dport=3478) / PAYLOAD)
+    header = raw(IPv6(src="2001:db8::1", dst="2001:db8::2", nh=51, plen=len(ah) + len(udp)))
+    _udp(decode_frame(229, header + ah + udp), A6, B6)
+
+
+def test_ipv6_fragment_without_a_table_is_reported() -> None:
+    packet = IPv6() / IPv6ExtHdrFragment(m=1) / UDP() / PAYLOAD
+    assert decode_frame(229, raw(packet)) == FRAGMENT
+
+
+def test_icmpv6_quote_through_extension_headers() -> None:
+    quoted = raw(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrDestOpt() / UDP(sport=5000, dport=3478) / PAYLOAD)
+    error = IPv6(src="2001:db8::2", dst="2001:db8::1") / ICMPv6DestUnreach(code=3) / quoted
+    assert decode_frame(229, raw(error)) == IcmpQuote(B6, "address-unreachable", 17, A6, B6, 5000, 3478)
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        raw(IP(frag=10) / UDP() / PAYLOAD),  # a later fragment: no ports in it
+        raw(IP(proto=47) / (b"\x00" * 8)),  # not UDP/TCP
+        raw(IP() / UDP())[:22],  # cut inside the ports
+        b"\x70" + b"\x00" * 30,  # IP version 7
+        raw(IPv6() / IPv6ExtHdrFragment(offset=5) / UDP()),  # a later IPv6 fragment
+    ],
+)
+def test_icmp_quotes_without_a_flow_are_plain_icmp(quoted: bytes) -> None:
+    assert decode_frame(101, raw(IP(src="192.0.2.7") / ICMP(type=3, code=1) / quoted)) == "icmp"

@@ -186,3 +186,19 @@ def test_corpus_file_reads_every_frame(path: Path) -> None:
         assert len(records) == expected
     assert [r.frame for r in records] == list(range(1, len(records) + 1))
     assert all(r.ts > 0 or path.name == "packets_stun.pcap" for r in records)  # that one has ts 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (pcap([])[:20], "truncated pcap file header at byte 20 (frame 0)"),
+        (shb()[:8] + b"\x00\x01\x02\x03" + shb()[12:], "corrupt section header: byte-order magic 00010203"),
+        (shb() + block(5, b"x")[:4] + b"\x0e\x00\x00\x00" + b"\x00" * 8, "corrupt block: type 0x00000005 with length 14"),
+        (shb() + spb(b"no interface"), "corrupt simple packet block: no interface 0"),
+        (shb() + block(1, b"\x01\x00"), "corrupt interface description block: length 16"),
+        (shb() + idb(1) + block(6, b"\x00" * 12), "corrupt packet block: length 24"),
+    ],
+)
+def test_corrupt_headers_and_blocks_are_named(tmp_path: Path, content: bytes, message: str) -> None:
+    with pytest.raises(CaptureError, match=re.escape(message)):
+        list(read_records(_write(tmp_path, content, "x.pcapng")))

@@ -318,3 +318,34 @@ def test_ms_turn_multiplexed_wrapper_is_unwrapped() -> None:
     events = list(iter_events(_records(_udp(wrapped)), stats=stats))
     assert _summary(events) == [(1, 0, "stun", None, b"M" * 12)]
     assert stats.kinds["ms-turn-mux"] == 1
+
+
+def test_tcp_overlapping_retransmission_keeps_only_the_new_bytes() -> None:
+    m1, m2 = stun(txid=b"1" * 12), stun(txid=b"2" * 12)
+    records = _records(_tcp(m1 + m2[:5], 1), _tcp(m1[10:] + m2, 11))  # re-sends 25 bytes it had
+    stats = CaptureStats()
+    assert [(e.frame, e.message.txid) for e in iter_events(records, stats=stats)] == [(1, b"1" * 12), (2, b"2" * 12)]
+    assert stats.tcp_retransmitted_bytes == len(m1) - 10 + 5
+
+
+def test_a_new_syn_restarts_the_direction() -> None:
+    m = stun(txid=b"1" * 12)
+    records = _records(_tcp(m[:10], 1), _tcp(b"", 900, "S"), _tcp(m, 901))
+    assert [(e.frame, e.message.txid) for e in iter_events(records)] == [(3, b"1" * 12)]
+
+
+def test_connection_bind_passthrough_covers_an_untracked_reverse_direction() -> None:
+    stats = CaptureStats()
+    tcp = TcpReassembler(stats)
+    key = (b"\x01" * 4, 1, b"\x02" * 4, 2)
+    tcp.passthrough(key)
+    assert tcp.segment((b"\x02" * 4, 2, b"\x01" * 4, 1), 5, 0, stun()) is None
+    assert tcp.segment(key, 5, 0, stun()) is None
+
+
+def test_tunnelled_bytes_that_fail_to_decode_leave_only_the_carrier(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream, "classify", lambda payload: "channeldata" if payload[0] >= 0x40 else "stun")
+    stats = CaptureStats()
+    events = list(iter_events(_records(_udp(channeldata(0x4001, b"\x00\x01short"))), stats=stats))
+    assert [e.kind for e in events] == ["channeldata"]
+    assert (stats.messages, stats.undecodable) == (1, 0)
