@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from stunscope.capture.events import Event, MessageEvent, Unreachable
 from stunscope.tui.spool import Spool
-from stunscope.wire.attributes import error_code, username
+from stunscope.wire.attributes import channel_number, error_code, username, xor_peers, xor_relayed
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 
 
@@ -65,6 +65,8 @@ RETRANSMISSION = 0x10
 TCP = 0x20
 """Flag bit: the carrying transport is TCP."""
 
+_ALLOCATE = 0x003
+_CHANNEL_BIND = 0x009
 _TUNNEL_MASK = 0x03
 _TUNNEL_CODES = {tunnel: code for code, tunnel in enumerate(TUNNELS)}
 _NO_TXID = bytes(16)
@@ -133,6 +135,8 @@ class MessageIndex:
         self.usernames: list[str] = [""]
         self._username_ids: dict[str, int] = {"": 0}
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self._relayed: dict[tuple[int, int], int] = {}
+        self._channel_peers: dict[tuple[int, int, int], int] = {}
         self.count = 0
         """Rows readable by other threads (see :meth:`publish`)."""
         self.last_ts = 0.0
@@ -172,6 +176,11 @@ class MessageIndex:
         dst = ids.get(event.dst)
         if dst is None:
             dst = self._endpoint(event.dst)
+        if event.__class__ is MessageEvent:
+            if event.tunnel is not None:
+                src, dst = self._logical_ends(event, src, dst)
+            elif event.message.__class__ is StunMessage:
+                self._note_relay(event.message, src, dst)
         flags = TCP if event.transport == "tcp" else 0
         method = cls = err = user = 0
         outcome = Outcome.NONE
@@ -223,6 +232,33 @@ class MessageIndex:
         self.offset.append(self.spool.append(data))
         self.length.append(len(data))
         return row
+
+    def _note_relay(self, message: StunMessage, src: int, dst: int) -> None:
+        """Remember relayed addresses (Allocate success) and channel peers (ChannelBind), per
+        client and server, to draw tunnelled messages between the relay and the peer."""
+        if message.method == _ALLOCATE and message.cls == MessageClass.SUCCESS:
+            relayed = xor_relayed(message)
+            if relayed is not None and len(self._relayed) < _WINDOW:
+                self._relayed[(dst, src)] = self._endpoint(relayed)
+        elif message.method == _CHANNEL_BIND and message.cls == MessageClass.REQUEST:
+            channel = channel_number(message)
+            peers = xor_peers(message)
+            if channel is not None and peers and len(self._channel_peers) < _WINDOW:
+                self._channel_peers[(src, dst, channel)] = self._endpoint(peers[0])
+
+    def _logical_ends(self, event: MessageEvent, src: int, dst: int) -> tuple[int, int]:
+        """A tunnelled message's ends as the peer and the relayed address (RFC 8656 §11-§12),
+        when the allocation and the peer are known; else the carrier's ends."""
+        to_server = event.tunnel == "send" or (src, dst, event.channel) in self._channel_peers
+        client, server = (src, dst) if to_server else (dst, src)
+        relayed = self._relayed.get((client, server))
+        if event.peer is not None:
+            peer: int | None = self._endpoint(event.peer)
+        else:
+            peer = self._channel_peers.get((client, server, event.channel))
+        if relayed is None or peer is None:
+            return src, dst
+        return (relayed, peer) if to_server else (peer, relayed)
 
     def _pair(
         self, row: int, src: int, ts: float, message: StunMessage, flags: int, user: int

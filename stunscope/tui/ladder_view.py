@@ -31,12 +31,12 @@ class LadderView(ScrollView, can_focus=True):
     LadderView > .ladder--lifeline { color: $foreground-muted; }
     LadderView > .ladder--cursor { background: $accent 30%; }
     LadderView:focus > .ladder--cursor { background: $accent 60%; }
-    LadderView > .ladder--success { color: $success; }
-    LadderView > .ladder--error { color: $error; }
-    LadderView > .ladder--timeout { color: $warning; }
+    LadderView > .ladder--success { color: $text-success; }
+    LadderView > .ladder--error { color: $text-error; }
+    LadderView > .ladder--timeout { color: $text-warning; }
     LadderView > .ladder--pending { color: $foreground; }
     LadderView > .ladder--none { color: $foreground; }
-    LadderView > .ladder--indication { color: $secondary; }
+    LadderView > .ladder--indication { color: $text-secondary; }
     LadderView > .ladder--retransmission { color: $foreground-muted; text-style: italic; }
     """
 

@@ -138,11 +138,11 @@ class Summaries:
         if isinstance(decoded, ChannelData):
             parts.append(f"ch 0x{decoded.channel:04x}  {decoded.length} B")
         else:
-            if decoded.cls in (MessageClass.SUCCESS, MessageClass.ERROR) and partner >= 0:
-                parts.append(f"rtt {(index.ts[row] - index.ts[partner]) * 1000:.1f} ms")
             summary = message_summary(decoded)
             if summary:
                 parts.append(summary)
+            if decoded.cls in (MessageClass.SUCCESS, MessageClass.ERROR) and partner >= 0:
+                parts.append(f"rtt {(index.ts[row] - index.ts[partner]) * 1000:.1f} ms")
         if retx:
             parts.append(f"(+{retx} retransmission{'s' if retx > 1 else ''})")
         tunnel = index.tunnel(row)

@@ -55,12 +55,12 @@ class Timeline(ScrollView, can_focus=True):
     Timeline > .timeline--header { text-style: bold; background: $panel; }
     Timeline > .timeline--cursor { background: $accent 40%; text-style: bold; }
     Timeline:focus > .timeline--cursor { background: $accent; }
-    Timeline > .timeline--success { color: $success; }
-    Timeline > .timeline--error { color: $error; }
-    Timeline > .timeline--timeout { color: $warning; }
+    Timeline > .timeline--success { color: $text-success; }
+    Timeline > .timeline--error { color: $text-error; }
+    Timeline > .timeline--timeout { color: $text-warning; }
     Timeline > .timeline--pending { color: $foreground; }
     Timeline > .timeline--plain { color: $foreground; }
-    Timeline > .timeline--indication { color: $secondary; }
+    Timeline > .timeline--indication { color: $text-secondary; }
     Timeline > .timeline--retransmission { color: $foreground-muted; text-style: italic; }
     """
 
