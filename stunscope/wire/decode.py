@@ -168,6 +168,8 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
             data = data[:end]
     attributes: list[Attribute] = []
     append = attributes.append
+    types: list[int] = []
+    append_type = types.append
     pos = HEADER_LEN
     while pos + 4 <= end:
         attr_type, attr_len = _UNPACK_TLV(data, pos)
@@ -177,9 +179,11 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
                 return DecodeFailure(pos, "not-stun", "no magic cookie and attributes overrun")
             findings.append("attribute-overrun")
             append(_new(Attribute, (attr_type, pos, attr_len, data[pos + 4:end])))
+            append_type(attr_type)
             pos = end
             break
         append(_new(Attribute, (attr_type, pos, attr_len, data[pos + 4:stop])))
+        append_type(attr_type)
         pad = -attr_len & 3
         pos = stop + pad
         if pad and data[stop:pos] != _ZERO_PAD[pad]:
@@ -193,17 +197,18 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
         unpadded = _unpadded_attributes(data, end)
         if unpadded is not None:
             attributes = unpadded
+            types = [attr[0] for attr in unpadded]
             findings = [f for f in findings if f not in _PADDED_WALK_FINDINGS] + ["unpadded-attributes"]
-    types = [attr[0] for attr in attributes]
-    distinct = len(set(types)) == len(types)
+    present = set(types)
+    distinct = len(present) == len(types)
     if not distinct and _has_meaningful_duplicate(types):
         findings.append("duplicate-attribute")
-    fingerprinted = FINGERPRINT in types
-    tail = _LEGAL_TAIL[(MESSAGE_INTEGRITY in types) + 2 * (MESSAGE_INTEGRITY_SHA256 in types) + 4 * fingerprinted]
+    fingerprinted = FINGERPRINT in present
+    tail = _LEGAL_TAIL[(MESSAGE_INTEGRITY in present) + 2 * (MESSAGE_INTEGRITY_SHA256 in present) + 4 * fingerprinted]
     if tail and (not distinct or types[-len(tail):] != tail):
         _seal_findings(types, findings)
     if fingerprinted:
-        fingerprint = attributes[types.index(FINGERPRINT)]
+        fingerprint = attributes[-1] if types[-1] == FINGERPRINT else attributes[types.index(FINGERPRINT)]
         offset = fingerprint[1]
         covered = offset - HEADER_LEN + 8  # RFC 8489 §14.7: the length as if FINGERPRINT ended it
         if covered == length:  # FINGERPRINT last, as it should be: the header is already right
