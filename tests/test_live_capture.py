@@ -199,7 +199,7 @@ def test_sigkill_leaves_a_file_readable_up_to_the_last_flush(tmp_path: Path) -> 
         time.sleep(1.0)  # several 200 ms flush periods
         send_bindings(port, 5000, start=200)  # a burst in flight when the kill lands
         live.kill()
-        live.communicate(timeout=30)
+        live.communicate(timeout=90)
     numbers = txids(out)  # read without any error: the file ends on a block boundary
     assert numbers[:200] == list(range(200))
     assert numbers == list(range(len(numbers)))
@@ -226,12 +226,12 @@ def test_count_and_duration_stop_the_capture(tmp_path: Path) -> None:
     with sink() as port:
         live = start_live("-f", f"udp dst port {port}", "--count", "25", "--format", "jsonl")
         send_bindings(port, 100)
-        streamed, err = live.communicate(timeout=30)
+        streamed, err = live.communicate(timeout=90)
     assert live.returncode == 0, err
     assert sum(json.loads(line)["kind"] == "stun" for line in streamed.splitlines()) == 25
     started = time.monotonic()
     live = start_live("-f", "udp port 9", "--duration", "1", "--format", "jsonl")
-    live.communicate(timeout=30)
+    live.communicate(timeout=90)
     assert live.returncode == 0
     assert 0.9 < time.monotonic() - started < 10
 
@@ -241,7 +241,7 @@ def test_rules_checked_when_the_capture_stops(tmp_path: Path) -> None:
         live = start_live("-f", f"udp dst port {port}", "--count", "5", "--format", "jsonl",
                           "--expect", 'count(transactions where outcome == "timeout") == 0')
         send_bindings(port, 5)  # nobody answers: five timeouts
-        streamed, err = live.communicate(timeout=30)
+        streamed, err = live.communicate(timeout=90)
     assert live.returncode == 1, err
     check = [json.loads(line) for line in streamed.splitlines()][-2]
     assert check["kind"] == "check" and check["passed"] is False
