@@ -349,3 +349,14 @@ def test_tunnelled_bytes_that_fail_to_decode_leave_only_the_carrier(monkeypatch:
     events = list(iter_events(_records(_udp(channeldata(0x4001, b"\x00\x01short"))), stats=stats))
     assert [e.kind for e in events] == ["channeldata"]
     assert (stats.messages, stats.undecodable) == (1, 0)
+
+
+def test_held_segments_overlapping_what_arrived_count_as_retransmitted() -> None:
+    m = stun(txid=b"1" * 12, attrs=[(0x8022, b"x" * 40)])
+    stats = CaptureStats()
+    tcp = TcpReassembler(stats)
+    key = (b"\x01" * 4, 1, b"\x02" * 4, 2)
+    assert tcp.segment(key, 100, 0, m[:10]) == []
+    assert tcp.segment(key, 130, 0, m[30:]) == []  # held
+    assert tcp.segment(key, 110, 0, m[10:40]) == [m]  # fills the hole and 10 bytes of the held one
+    assert stats.tcp_retransmitted_bytes == 10

@@ -152,6 +152,7 @@ class TcpReassembler:
                 state = self._dirs[k] = _Direction(0, passthrough=True)
             state.passthrough = True
             state.pending.clear()
+            state.pending_bytes = 0
 
     def _remember_syn(self, key: FlowKey, seq: int) -> None:
         syn = self._syn
@@ -205,6 +206,7 @@ class TcpReassembler:
                     continue
                 data = pending.pop(seq)
                 state.pending_bytes -= len(data)
+                self._stats.tcp_retransmitted_bytes += min(-rel, len(data))
                 if -rel < len(data):
                     data = data[-rel:]
                     out.extend(state.framer.feed(data))
