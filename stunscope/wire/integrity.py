@@ -36,7 +36,7 @@ from urllib.parse import unquote
 
 from stunscope.wire.attributes import realm as realm_of
 from stunscope.wire.attributes import username as username_of
-from stunscope.wire.message import HEADER_LEN, StunMessage
+from stunscope.wire.message import HEADER_LEN, Attribute, StunMessage
 
 __all__ = [
     "CREDENTIALS_ENV",
@@ -59,7 +59,8 @@ PASSWORD_ALGORITHM = 0x001D
 _SHA256_ALGORITHM = 0x0002
 """RFC 8489 §18.5: STUN Password Algorithm 0x0002 is SHA-256 (0x0001 MD5)."""
 
-_HMACS = {MESSAGE_INTEGRITY: hashlib.sha1, MESSAGE_INTEGRITY_SHA256: hashlib.sha256}
+_HMACS = {MESSAGE_INTEGRITY: "sha1", MESSAGE_INTEGRITY_SHA256: "sha256"}
+"""Integrity attribute -> HMAC digest (for the one-shot C ``hmac.digest``)."""
 
 
 def check_fingerprint(msg: StunMessage) -> str | None:
@@ -219,21 +220,20 @@ def _integrity_input(msg: StunMessage, offset: int, attr_length: int) -> bytes:
     return raw[:2] + length.to_bytes(2, "big") + raw[4:offset]
 
 
-def _uses_sha256_password(msg: StunMessage) -> bool:
-    return any(
-        attr.type == PASSWORD_ALGORITHM and attr.raw[:2] == _SHA256_ALGORITHM.to_bytes(2, "big")
-        for attr in msg.attributes
-    )
+_MAC_SIZES = {MESSAGE_INTEGRITY: frozenset({20}), MESSAGE_INTEGRITY_SHA256: frozenset(range(16, 33, 4))}
+"""RFC 8489 §14.5: HMAC-SHA1 is 20 bytes; §14.6: HMAC-SHA256 may be truncated to 16-32 bytes in
+steps of 4."""
+
+_SHA256_PASSWORD = _SHA256_ALGORITHM.to_bytes(2, "big")
 
 
 def _verify(msg: StunMessage, attr_type: int, offset: int, mac: bytes, keys: list[bytes]) -> bool:
-    if attr_type == MESSAGE_INTEGRITY and len(mac) != 20:
+    size = len(mac)
+    if size not in _MAC_SIZES[attr_type]:
         return False
-    if attr_type == MESSAGE_INTEGRITY_SHA256 and (len(mac) < 16 or len(mac) > 32 or len(mac) % 4):
-        return False
-    signed = _integrity_input(msg, offset, len(mac))
+    signed = _integrity_input(msg, offset, size)
     digest = _HMACS[attr_type]
-    return any(hmac.compare_digest(hmac.new(key, signed, digest).digest()[: len(mac)], mac) for key in keys)
+    return any(hmac.compare_digest(hmac.digest(key, signed, digest)[:size], mac) for key in keys)
 
 
 def check_integrity(
@@ -244,17 +244,22 @@ def check_integrity(
     Returns None when the message carries neither, ``"no-key"`` when the keyring has no candidate
     key, ``"ok"`` when every integrity attribute present verifies with some candidate key, else
     ``"bad"``. Responses carry no USERNAME/REALM: pass the request's as ``username``/``realm``.
-    Only the first attribute of each kind counts (RFC 8489 §14).
+    Only the first attribute of each kind counts (RFC 8489 §14). A PASSWORD-ALGORITHM of SHA-256
+    selects the SHA-256 long-term key (§18.5.1).
     """
-    present = {}
+    present: dict[int, Attribute] = {}
+    sha256_password = False
     for attr in msg.attributes:
-        if attr.type in _HMACS and attr.type not in present:
-            present[attr.type] = attr
+        attr_type = attr[0]
+        if attr_type in _HMACS:
+            present.setdefault(attr_type, attr)
+        elif attr_type == PASSWORD_ALGORITHM:
+            sha256_password = attr[3][:2] == _SHA256_PASSWORD
     if not present:
         return None
     username = username_of(msg) if username is None else username
     realm = realm_of(msg) if realm is None else realm
-    keys = keyring.keys(username, realm, _uses_sha256_password(msg)) if keyring else []
+    keys = keyring.keys(username, realm, sha256_password) if keyring else []
     if not keys:
         return "no-key"
     for attr_type, attr in present.items():
