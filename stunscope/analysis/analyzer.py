@@ -371,13 +371,7 @@ class Analyzer:
         capture = CaptureSummary(
             self.file, max(self.frames, stats.frames if stats is not None else 0), self.messages,
             self.undecodable, self.unreachable, self.first_ts,
-            self.last_ts if self.first_ts is not None else None, evictions,
-            {
-                "duplicate_answers": self.tx.duplicate_answers,
-                "late_retransmissions": self.tx.late_retransmissions,
-                "unattributed_channeldata": self.turn.unattributed_channeldata,
-            },
-            self.complete,
+            self.last_ts if self.first_ts is not None else None, evictions, self.complete,
         )
         servers = sorted(self.tx.server_results(), key=lambda s: s.server)
         return Analysis(

@@ -251,9 +251,7 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class CaptureSummary:
-    """What was read: frames, messages, time span, evictions from the bounded tables, and
-    ``counts`` of what was seen but belongs nowhere (duplicate answers, retransmissions after the
-    answer, ChannelData of an allocation the capture never showed)."""
+    """What was read: frames, messages, time span, evictions from the bounded tables."""
 
     file: str | None
     frames: int
@@ -263,7 +261,6 @@ class CaptureSummary:
     first_ts: float | None
     last_ts: float | None
     evictions: dict[str, int]
-    counts: dict[str, int]
     complete: bool
 
 

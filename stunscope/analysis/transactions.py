@@ -97,7 +97,7 @@ class TransactionTracker:
 
     __slots__ = (
         "pending", "_queue", "next_expiry", "_recent", "listed", "_built", "servers", "evicted_pending",
-        "unlisted", "evicted_servers", "duplicate_answers", "late_retransmissions",
+        "unlisted", "evicted_servers",
     )
 
     def __init__(self) -> None:
@@ -111,8 +111,6 @@ class TransactionTracker:
         self.evicted_pending = 0
         self.unlisted = 0
         self.evicted_servers = 0
-        self.duplicate_answers = 0
-        self.late_retransmissions = 0
 
     # -- requests -------------------------------------------------------------------------
 
@@ -130,7 +128,6 @@ class TransactionTracker:
             tx.times.append(ts)
             return tx
         if txid in self._recent:
-            self.late_retransmissions += 1
             return None
         tx = Pending(txid, method, client, server, transport, via, frame, ts)
         self.pending[txid] = tx
@@ -170,11 +167,8 @@ class TransactionTracker:
 
     def answer(self, txid: bytes) -> Pending | None:
         """The open transaction an answer belongs to (removed from the table), or None for a
-        duplicate answer (counted) or an orphan (the caller records it)."""
-        tx = self.pending.pop(txid, None)
-        if tx is None and txid in self._recent:
-            self.duplicate_answers += 1
-        return tx
+        duplicate answer or an orphan (see :meth:`seen`)."""
+        return self.pending.pop(txid, None)
 
     def seen(self, txid: bytes) -> bool:
         """Whether ``txid`` belongs to a transaction already finished (a duplicate answer)."""

@@ -214,7 +214,7 @@ class TurnTracker:
     """Follows every TURN allocation of a capture; see the module docstring."""
 
     __slots__ = ("allocs", "closed", "order", "by_connection", "relayed", "log", "evicted",
-                 "evicted_peers", "unattributed_channeldata", "peer_cache", "entries")
+                 "evicted_peers", "peer_cache", "entries")
 
     def __init__(self, log: VerdictLog) -> None:
         self.allocs: dict[Key, AllocationState] = {}
@@ -225,7 +225,6 @@ class TurnTracker:
         self.log = log
         self.evicted = 0
         self.evicted_peers = 0
-        self.unattributed_channeldata = 0
         self.peer_cache: dict[bytes, Endpoint] = {}
         self.entries = 0
 
@@ -607,8 +606,7 @@ class TurnTracker:
         if alloc is None:
             alloc = self.allocs.get((transport, dst, src))
             if alloc is None:
-                self.unattributed_channeldata += 1
-                return
+                return  # no TURN message of this flow seen: nothing to attribute it to
             outbound = False
         number = cd.channel
         chan = alloc.channels.get(number)

@@ -160,7 +160,4 @@ def render(analysis: Analysis) -> str:
               + (", incomplete (damaged file)" if not cap.complete else "")]
     if evicted:
         lines.append("  evictions: " + ", ".join(f"{k} {v}" for k, v in evicted.items()))
-    counted = {k: v for k, v in cap.counts.items() if v}
-    if counted:
-        lines.append("  also seen: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counted.items()))
     return "\n".join(lines) + "\n"
