@@ -24,6 +24,7 @@ whose long-term key signs the response (RFC 8489 §9.2.4: responses carry neithe
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
@@ -195,7 +196,9 @@ class MessageFormatter:
         self.max_pending = max_pending
         self.evicted = 0
         self.first_ts: float | None = None
-        self._requests: dict[bytes, tuple[float, str | None, str | None]] = {}
+        # OrderedDict: popitem(last=False) is O(1); deleting the oldest key of a plain dict leaves
+        # holes that every next(iter(d)) walks again, which made a 1M-packet run quadratic.
+        self._requests: OrderedDict[bytes, tuple[float, str | None, str | None]] = OrderedDict()
         self._values: dict[tuple[int, bytes], Any] = {}
         self._endpoints: dict[Endpoint, str] = {}
 
@@ -206,7 +209,7 @@ class MessageFormatter:
             requests = self._requests
             if msg.txid not in requests:
                 if len(requests) >= self.max_pending:
-                    del requests[next(iter(requests))]
+                    requests.popitem(last=False)
                     self.evicted += 1
                 requests[msg.txid] = (event.ts, _first_text(msg, _USERNAME), _first_text(msg, _REALM))
             return None, None, None
