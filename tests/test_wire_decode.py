@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stunscope.wire.decode import (
+    FAILURES,
     FINDINGS,
     decode_channeldata,
     decode_message,
@@ -150,8 +151,19 @@ def test_failures_say_why(data: bytes, reason: str) -> None:
     assert isinstance(failure, DecodeFailure) and failure.reason == reason and failure.detail
 
 
-def test_every_finding_is_documented() -> None:
-    assert all(code == code.lower() and " " not in code for code in FINDINGS)
+def test_every_finding_and_failure_is_documented() -> None:
+    import re
+    from pathlib import Path
+
+    import stunscope.wire.decode as decode
+
+    source = Path(decode.__file__).read_text()
+    emitted = set(re.findall(r'append\("([a-z0-9-]+)"', source)) | {"missing-padding", "nonzero-padding",
+                                                                    "fingerprint-not-last", "unpadded-attributes"}
+    assert emitted <= set(FINDINGS)
+    reasons = set(re.findall(r'DecodeFailure\(\s*\d+, "([a-z-]+)"', source))
+    assert reasons == set(FAILURES)
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", code) for code in [*FINDINGS, *FAILURES])
 
 
 def test_channeldata_udp_and_tcp_padding() -> None:

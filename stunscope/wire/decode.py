@@ -45,7 +45,7 @@ from stunscope.wire.message import (
 )
 from stunscope.wire.registry import CLASSIC_TYPES
 
-__all__ = ["FINDINGS", "decode_channeldata", "decode_message", "decode_ms_turn_mux", "split_type"]
+__all__ = ["FAILURES", "FINDINGS", "decode_channeldata", "decode_message", "decode_ms_turn_mux", "split_type"]
 
 FINDINGS: dict[str, str] = {
     "length-not-multiple-of-4": "message length is not a multiple of 4 (RFC 8489 §5)",
@@ -64,6 +64,17 @@ FINDINGS: dict[str, str] = {
     "missing-channel-padding": "ChannelData over TCP is not padded to 4 bytes (RFC 8656 §12.5)",
 }
 """Every finding code the decoder emits, with a sentence for people."""
+
+FAILURES: dict[str, str] = {
+    "short-header": "fewer bytes than a STUN (20) or ChannelData (4) header",
+    "not-stun": "no magic cookie and not a classic RFC 3489 message by structure, or the type's "
+                "two top bits are set (RFC 8489 §5)",
+    "not-channeldata": "the channel number is outside 0x4000-0x7FFF (RFC 8656 §12)",
+    "truncated": "ChannelData shorter than its length announces",
+    "not-ms-turn-mux": "no 0xFF10 [MS-TURN] multiplexed TURN header",
+    "bad-length": "an [MS-TURN] multiplexed length too short for its session id",
+}
+"""Every :class:`DecodeFailure` reason, with a sentence for people."""
 
 _HEADER = Struct("!HHI")
 _TLV = Struct("!HH")
@@ -138,8 +149,8 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
     RFC 5389/8489 messages are recognised by the magic cookie (RFC 8489 §5). Without it, a
     classic RFC 3489 message (§11.1) is accepted only when its structure holds: a type from
     :data:`~stunscope.wire.registry.CLASSIC_TYPES` (RFC 3489 and cookie-less [MS-TURN]), a length
-    that is a multiple of 4 and matches the bytes exactly, and attributes that tile it. Anything else is a
-    :class:`DecodeFailure`.
+    that is a multiple of 4 and matches the bytes exactly, and attributes that tile it. Anything
+    else is a :class:`DecodeFailure` (see :data:`FAILURES`).
     """
     size = len(data)
     if size < HEADER_LEN:
@@ -204,11 +215,12 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
     if not distinct and _has_meaningful_duplicate(types):
         findings.append("duplicate-attribute")
     fingerprinted = FINGERPRINT in present
-    tail = _LEGAL_TAIL[(MESSAGE_INTEGRITY in present) + 2 * (MESSAGE_INTEGRITY_SHA256 in present) + 4 * fingerprinted]
+    sealed = (MESSAGE_INTEGRITY in present) + 2 * (MESSAGE_INTEGRITY_SHA256 in present) + 4 * fingerprinted
+    tail = _LEGAL_TAIL[sealed]
     if tail and (not distinct or types[-len(tail):] != tail):
         _seal_findings(types, findings)
     if fingerprinted:
-        fingerprint = attributes[-1] if types[-1] == FINGERPRINT else attributes[types.index(FINGERPRINT)]
+        fingerprint = attributes[-1 if types[-1] == FINGERPRINT else types.index(FINGERPRINT)]
         offset = fingerprint[1]
         covered = offset - HEADER_LEN + 8  # RFC 8489 §14.7: the length as if FINGERPRINT ended it
         if covered == length:  # FINGERPRINT last, as it should be: the header is already right
@@ -264,9 +276,6 @@ def _has_meaningful_duplicate(types: list[int]) -> bool:
     return False
 
 
-_CHANNEL_HEADER = _TLV
-
-
 def decode_channeldata(data: bytes, tcp: bool) -> ChannelData | DecodeFailure:
     """Decode a TURN ChannelData message (RFC 8656 §12.4); never raises.
 
@@ -278,7 +287,7 @@ def decode_channeldata(data: bytes, tcp: bool) -> ChannelData | DecodeFailure:
     size = len(data)
     if size < 4:
         return DecodeFailure(0, "short-header", f"{size} bytes, a ChannelData header needs 4")
-    channel, length = _CHANNEL_HEADER.unpack_from(data)
+    channel, length = _UNPACK_TLV(data)
     if not 0x4000 <= channel <= 0x7FFF:
         return DecodeFailure(0, "not-channeldata", f"channel 0x{channel:04x} is outside 0x4000-0x7FFF")
     end = 4 + length
