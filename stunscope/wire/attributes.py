@@ -61,6 +61,9 @@ XOR_RELAYED_ADDRESS = 0x0016
 _FAMILIES = {0x01: ("IPv4", 4, socket.AF_INET), 0x02: ("IPv6", 16, socket.AF_INET6)}
 """RFC 8489 §14.1: address family byte -> (name, address length, socket family)."""
 
+_RFC3489_TYPES = frozenset({0x0001, 0x0101, 0x0111, 0x0002, 0x0102, 0x0112})
+"""RFC 3489 §11.1 message types; other cookie-less types are [MS-TURN]'s (registry.CLASSIC_TYPES)."""
+
 _TRANSPORTS = {6: "TCP", 17: "UDP"}
 """RFC 8656 §18.8: REQUESTED-TRANSPORT protocol numbers (IANA protocol numbers)."""
 
@@ -324,19 +327,17 @@ def _endpoint(value: bytes, msg: StunMessage) -> Value:
 
 
 def _xor_endpoint(value: bytes, msg: StunMessage) -> Value:
-    return decode_xor_address(value, _key(msg))
-
-
-def _peer_endpoint(value: bytes, msg: StunMessage) -> Value:
-    """XOR-PEER-ADDRESS (RFC 8656 §18.3); in cookie-less [MS-TURN] messages the same code is
-    REMOTE-ADDRESS (§2.2.2.9), a plain address."""
-    return decode_xor_address(value, _key(msg)) if msg.magic else decode_address(value)
+    """XOR-MAPPED-ADDRESS layout (RFC 8489 §14.2), except in cookie-less [MS-TURN] messages, whose
+    0x0012 is REMOTE-ADDRESS (§2.2.2), a plain address: those carry an [MS-TURN] type rather than
+    one of RFC 3489's."""
+    if msg.magic or msg.msg_type in _RFC3489_TYPES:
+        return decode_xor_address(value, _key(msg))
+    return decode_address(value)
 
 
 _DECODERS: dict[str, Callable[[bytes, StunMessage], Value]] = {
     "address": _endpoint,
     "xor-address": _xor_endpoint,
-    "peer-address": _peer_endpoint,
     "text": lambda value, msg: _text(value),
     "hex": lambda value, msg: value.hex(),
     "u32": lambda value, msg: _u32(value),
@@ -472,7 +473,7 @@ def xor_relayed(msg: StunMessage) -> Endpoint | None:
 
 def xor_peers(msg: StunMessage) -> list[Endpoint]:
     """Every well-formed XOR-PEER-ADDRESS (RFC 8656 §18.3; CreatePermission may carry several)."""
-    peers = (_peer_endpoint(a[3], msg) for a in msg.attributes if a[0] == XOR_PEER_ADDRESS)
+    peers = (_xor_endpoint(a[3], msg) for a in msg.attributes if a[0] == XOR_PEER_ADDRESS)
     return [peer for peer in peers if isinstance(peer, Endpoint)]
 
 

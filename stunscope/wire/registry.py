@@ -11,7 +11,10 @@ RFC 5780 §7.5, which tshark 4.0 calls XOR-RESPONSE-TARGET from a 2008 draft).
 
 Each attribute row names its RFC spelling and a value *kind*: the key of the typed decoder in
 :mod:`stunscope.wire.attributes` (a table, so adding an attribute is one line here). Unknown
-codes display as ``0x8047`` and decode as raw hex.
+codes display as ``0x8047`` and decode as raw hex. Kinds are a contract: ``xor-address`` is the
+only kind whose value depends on more than the attribute's bytes (the transaction id), and
+``text``/``nonce``/``error-code``/``address-error-code`` the kinds that carry sender-chosen text;
+``report.messages`` caches and sanitises values by kind.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ ATTRIBUTES: dict[int, AttrSpec] = {
     0x000F: _A("MAGIC-COOKIE", "hex"),  # [MS-TURN] §2.2.2
     0x0010: _A("BANDWIDTH", "u32"),  # reserved (was BANDWIDTH, RFC 5766); [MS-TURN] §2.2.2
     0x0011: _A("DESTINATION-ADDRESS", "address"),  # [MS-TURN] §2.2.2
-    0x0012: _A("XOR-PEER-ADDRESS", "peer-address"),  # RFC 8656 §18.3; [MS-TURN] REMOTE-ADDRESS
+    0x0012: _A("XOR-PEER-ADDRESS", "xor-address"),  # RFC 8656 §18.3; [MS-TURN] REMOTE-ADDRESS
     0x0013: _A("DATA", "data"),  # RFC 8656 §18.4
     0x0014: _A("REALM", "text"),  # RFC 8489 §14.9
     0x0015: _A("NONCE", "nonce"),  # RFC 8489 §14.10
