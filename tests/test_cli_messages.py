@@ -20,6 +20,7 @@ from stunscope.cli import main
 from stunscope.capture.events import MessageEvent, Undecodable
 from stunscope.capture.stream import open_events
 from stunscope.report.messages import MessageFormatter
+from stunscope.wire.decode import decode_message
 from stunscope.wire.encode import (
     encode_channeldata,
     encode_error_code,
@@ -289,3 +290,16 @@ def test_bundled_ice_relay_capture_verifies_with_its_sdp(capsysbinary: pytest.Ca
     statuses = [(o.get("tunnel"), o.get("integrity")) for o in map(orjson.loads, out.splitlines())]
     assert code == 0 and ("channeldata", "ok") in statuses
     assert {status for _, status in statuses} <= {None, "ok"}
+
+
+def test_value_cache_never_mixes_transaction_ids() -> None:
+    """IPv6 XOR addresses (and classic messages) XOR with the transaction id: the same bytes in
+    two messages are two addresses. IPv4 with the cookie is the same address (cached)."""
+    raw = encode_xor_address(Endpoint("2001:db8::1", 3478), b"a" * 12)
+    formatter = MessageFormatter()
+    objects = []
+    for txid in (b"a" * 12, b"b" * 12):
+        msg = decode_message(encode_message(0x001, 2, txid, [(0x0020, raw)]))
+        event = MessageEvent(1, 0.0, Endpoint("::1", 1), Endpoint("::1", 2), "udp", "stun", msg, None, None, None, 0)
+        objects.append(formatter.to_json(event))
+    assert objects[0]["mapped"] == "[2001:db8::1]:3478" != objects[1]["mapped"]

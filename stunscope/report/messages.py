@@ -49,11 +49,15 @@ _RESPONSES = (MessageClass.SUCCESS, MessageClass.ERROR)
 _USERNAME, _REALM = 0x0006, 0x0014
 _WIRE_TEXT_KINDS = frozenset({"text", "nonce", "error-code", "address-error-code"})
 """Value kinds that carry sender-chosen text (RFC 8489 §14.3, §14.8-§14.10, §14.14)."""
-_UNCACHEABLE_KINDS = frozenset({"xor-address", "data"})
+_UNCACHEABLE_KINDS = frozenset({"data"})
 _UNCACHEABLE_TYPES = frozenset({0x0008, 0x001C, 0x8028})
-"""Values not worth caching: XOR addresses depend on the transaction id, DATA is large, and
-MESSAGE-INTEGRITY(-SHA256)/FINGERPRINT are unique per message. Everything else (USERNAME,
-PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...) depends on its bytes only and repeats."""
+"""Values not worth caching: DATA is large, MESSAGE-INTEGRITY(-SHA256)/FINGERPRINT are unique
+per message. Everything else (USERNAME, PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...)
+depends on its bytes only and repeats across messages."""
+_XOR_KIND = "xor-address"
+"""XOR addresses depend on their bytes only for IPv4 in a message with the magic cookie (the
+key is the cookie, RFC 8489 §14.2); IPv6 and classic messages XOR with the transaction id."""
+_IPV4_XOR_VALUE = 8
 
 # Summary roles of the attributes that feed the contract's top-level keys.
 _PEER, _FINGERPRINT, _INTEGRITY, _ERROR, _RELAYED, _MAPPED = 1, 2, 3, 4, 5, 6
@@ -62,11 +66,20 @@ _ROLES = {0x0012: _PEER, 0x8028: _FINGERPRINT, 0x0008: _INTEGRITY, 0x001C: _INTE
 """``_MAPPED + rank``: the reflexive address preference of
 :func:`~stunscope.wire.attributes.xor_mapped` (XOR-MAPPED-ADDRESS, then 0x8020, then MAPPED-ADDRESS)."""
 
-_TypeInfo = tuple[str, bool, bool, int]
-"""(RFC name, value cacheable, value carries wire text, summary role or 0) of an attribute type."""
+_NEVER, _ALWAYS, _IF_IPV4_COOKIE = 0, 1, 2
+"""Whether an attribute's decoded value may be cached by its type and bytes."""
+
+
+def _cacheability(code: int, kind: str) -> int:
+    if kind in _UNCACHEABLE_KINDS or code in _UNCACHEABLE_TYPES:
+        return _NEVER
+    return _IF_IPV4_COOKIE if kind == _XOR_KIND else _ALWAYS
+
+
+_TypeInfo = tuple[str, int, bool, int]
+"""(RFC name, cacheability, value carries wire text, summary role or 0) of an attribute type."""
 _TYPE_INFO: dict[int, _TypeInfo] = {
-    code: (spec.name, spec.kind not in _UNCACHEABLE_KINDS and code not in _UNCACHEABLE_TYPES,
-           spec.kind in _WIRE_TEXT_KINDS, _ROLES.get(code, 0))
+    code: (spec.name, _cacheability(code, spec.kind), spec.kind in _WIRE_TEXT_KINDS, _ROLES.get(code, 0))
     for code, spec in ATTRIBUTES.items()
 }
 _CACHEABLE_LEN = 64
@@ -117,6 +130,7 @@ def _summarize(msg: StunMessage, keyring: Keyring | None, username: str | None, 
     mapped, mapped_rank, relayed, peers, err = None, 3, None, [], None
     has_fingerprint = signed = False
     firsts = 0  # bit per role (and mapped rank) already taken: only the first attribute counts
+    magic = msg.magic
     for attr in msg.attributes:
         atype = attr.type
         info = _TYPE_INFO.get(atype)
@@ -125,8 +139,10 @@ def _summarize(msg: StunMessage, keyring: Keyring | None, username: str | None, 
                     "length": attr.length, "value": attribute_value(msg, attr)})
             continue
         name, cacheable, wire_text, role = info
-        if cacheable and cache is not None and len(attr.raw) <= _CACHEABLE_LEN:
-            key = (atype, attr.raw)
+        raw = attr.raw
+        if cacheable and cache is not None and len(raw) <= _CACHEABLE_LEN and (
+                cacheable == _ALWAYS or (magic and len(raw) == _IPV4_XOR_VALUE and raw[1] == 1)):
+            key = (atype, raw)
             value = cache.get(key, cache)
             if value is cache:
                 value = attribute_value(msg, attr)
