@@ -103,12 +103,15 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _first_text(msg: StunMessage, attr_type: int) -> str | None:
-    """First USERNAME/REALM value as text (the bytes the key derivation uses), or None."""
+def _user_and_realm(msg: StunMessage) -> tuple[str | None, str | None]:
+    """First USERNAME and REALM values as text (the bytes the key derivation uses), in one pass."""
+    user = realm = None
     for attr in msg.attributes:
-        if attr.type == attr_type:
-            return attr.raw.decode("utf-8", "backslashreplace")
-    return None
+        if attr.type == _USERNAME and user is None:
+            user = attr.raw.decode("utf-8", "backslashreplace")
+        elif attr.type == _REALM and realm is None:
+            realm = attr.raw.decode("utf-8", "backslashreplace")
+    return user, realm
 
 
 Summary = tuple[Any, Any, list[str], Any, Any, Any, list[dict[str, Any]]]
@@ -227,7 +230,7 @@ class MessageFormatter:
                 if len(requests) >= self.max_pending:
                     requests.popitem(last=False)
                     self.evicted += 1
-                requests[msg.txid] = (event.ts, _first_text(msg, _USERNAME), _first_text(msg, _REALM))
+                requests[msg.txid] = (event.ts, *_user_and_realm(msg))
             return None, None, None
         if cls in _RESPONSES:
             seen = self._requests.get(msg.txid)
