@@ -147,3 +147,16 @@ def test_unpadded_attributes_are_missed_by_tshark(tmp_path: Path) -> None:
     msg = struct.pack("!HHI", 0x0101, len(body), 0x2112A442) + txid + body
     result = crosscheck(_pcap(tmp_path, [msg]))
     assert [(d.field, d.case) for d in result.disagreements] == [("mapped", "unpadded-attributes")]
+
+
+def test_crosscheck_of_a_damaged_capture_compares_up_to_the_damage(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from stunscope.cli import main
+
+    msgs = [encode_message(0x001, 0, bytes([i]) * 12, [(0x8022, b"test")]) for i in range(3)]
+    path = _pcap(tmp_path, msgs)
+    path.write_bytes(path.read_bytes()[:-10])
+    assert main(["crosscheck", str(path)]) == 3
+    captured = capsys.readouterr()
+    assert "2 messages compared" in captured.out and "0 unexplained" in captured.out
+    assert captured.err.count("\n") == 1 and "compared up to the damage" in captured.err
