@@ -71,8 +71,13 @@ _SOCKET_BUFFER = 16 * 1024 * 1024
 _BATCH = 512
 """Most frames read from the socket per wake-up of the sniffer thread."""
 
-_DRAIN_S = 2.0
-"""At a stop, how long at most to keep reading frames the socket buffer still holds."""
+_DRAIN_FRAMES = _SOCKET_BUFFER // 256
+"""At a stop, the most frames read from what the socket buffer still holds: more than it can
+hold (a frame takes at least ~700 bytes of buffer), so it empties even with traffic still coming."""
+
+_DRAIN_S = 10.0
+"""At a stop, the longest the socket buffer is drained (a backstop: reading it takes well under
+a second, unless the decoding thread keeps the GIL)."""
 
 # Linux constants (linux/if_packet.h, asm-generic/socket.h, linux/if_arp.h).
 _ETH_P_ALL = 0x0003
@@ -419,11 +424,14 @@ class LiveCapture:
             if self._finished.is_set():
                 return
             deadline = time.monotonic() + _DRAIN_S
-            while not self._reached_count(None) and time.monotonic() < deadline:
+            drained = 0
+            while (drained < _DRAIN_FRAMES and not self._reached_count(None)
+                   and time.monotonic() <= deadline):
                 batch = self._socket.recv(wait=False)
                 if not batch:
                     break
                 self._on_batch(batch)
+                drained += len(batch)
             self._socket.close()
             self._call_writer("close")
             self._finished.set()
