@@ -23,6 +23,7 @@ from stunscope.tui.summary import row_label
 from stunscope.tui.view import RowView
 from stunscope.wire.decode import decode_message
 from stunscope.wire.encode import encode_message
+from stunscope.wire.integrity import Keyring
 from stunscope.wire.message import Endpoint, MessageClass
 
 from conftest import CAPTURES
@@ -324,3 +325,16 @@ async def test_help_screen_theme_and_detail_toggle() -> None:
         assert app.theme != theme
         await pilot.press("d")
         assert not app.query_one("#detail").display
+
+
+@sync
+async def test_detail_verifies_integrity_with_the_credentials_given() -> None:
+    keyring = Keyring()
+    keyring.add_long_term("alice", "wonderland")
+    app = open_file(capture("turn-udp.pcapng"), keyring)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        tree = app.query_one(DetailTree)
+        for row in (2, 3):  # the authenticated Allocate and its success response
+            tree.show_row(row)
+            assert "MESSAGE-INTEGRITY ok" in [c.label.plain for c in tree.root.children]

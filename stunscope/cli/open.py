@@ -10,14 +10,17 @@ import argparse
 
 from stunscope.cli import options
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   stunscope open call.pcapng
   stunscope call.pcapng                    the same
+  stunscope open turn.pcapng --credential alice:secret     verify MESSAGE-INTEGRITY
+  stunscope open ice.pcapng --sdp offer.sdp --sdp answer.sdp
 
 The first rows show at once; the rest loads in the background (progress in the status line).
 Press ? in the TUI for the keys and the filter language.
-"""
+
+{options.CREDENTIALS_HELP}"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "TURN allocations and verdicts.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_capture(parser)
+    parser.add_argument("--sdp", action="append", default=[], metavar="FILE",
+                        help="SDP offer/answer: ICE passwords and candidate types (repeatable)")
+    options.add_credentials(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the TUI on ``args.file`` until the user quits; returns the exit code."""
     path = options.capture_path(args)
+    keyring = options.keyring(args)
     from stunscope.tui.app import open_file  # textual is imported only here
 
-    open_file(path).run()
+    open_file(path, keyring, args.sdp).run()
     return 0

@@ -11,7 +11,8 @@ Open any other source, e.g. a live capture (what ``stunscope live`` does)::
     StunscopeApp(capture.records(), title="live: eth0", live=True).run()
 
 ``source`` is any iterable of :class:`~stunscope.capture.records.Record` (kept in a spool, so
-sessions can be exported to pcapng) or of capture events (no capture export then). It is read in
+sessions can be exported to pcapng) or of capture events (no capture export then); ``keyring``
+and ``sdp`` go to the analysis and the detail pane's MESSAGE-INTEGRITY check. It is read in
 a worker thread; with ``live=True`` rows are shown as they arrive, the cursor follows the newest
 row while it is on the last one, and the analysis is refreshed every second. The iterator should
 end (or return now and then) when the app exits; the worker stops at the next item.
@@ -56,6 +57,7 @@ from stunscope.tui.timeline import Timeline
 from stunscope.tui.turn_view import TurnView
 from stunscope.tui.verdicts_view import VerdictsView
 from stunscope.tui.view import RowView
+from stunscope.wire.integrity import Keyring
 from stunscope.wire.text import safe_text
 
 TABS = ("timeline", "ladder", "ice", "turn", "verdicts")
@@ -105,6 +107,8 @@ class StunscopeApp(App[None]):
         export_dir: str | Path = ".",
         stem: str = "stunscope",
         path: str | Path | None = None,
+        keyring: Keyring | None = None,
+        sdp: Iterable[str | Path] = (),
     ) -> None:
         super().__init__()
         self.title = title
@@ -116,7 +120,7 @@ class StunscopeApp(App[None]):
         self.index = MessageIndex()
         self.summaries = Summaries(self.index)
         self.loader = Loader(self.index, source, size=size, live=live,
-                             keep_records=self.path is None,
+                             keep_records=self.path is None, keyring=keyring, sdp=sdp,
                              file=str(self.path) if self.path is not None else None)
         self.analysis: Analysis | None = None
         self.progress: Progress = self.loader.progress()
@@ -143,7 +147,8 @@ class StunscopeApp(App[None]):
                 with Vertical():
                     yield Timeline(self.index, self.summaries, id="timeline-list")
                     with Horizontal(id="detail"):
-                        yield DetailTree(self.index, id="detail-tree")
+                        yield DetailTree(self.index, self.loader.analyzer.keyring,
+                                         id="detail-tree")
                         yield HexView(id="hex")
             with TabPane("2 Ladder", id="ladder"):
                 yield LadderView(id="ladder-view")
@@ -161,7 +166,7 @@ class StunscopeApp(App[None]):
 
     def on_resize(self) -> None:
         # 16 bytes a hex line when there is room for them beside the tree, else 8.
-        self.query_one(HexView).styles.width = 74 if self.size.width >= 150 else 41
+        self.query_one(HexView).styles.width = 74 if self.size.width >= 140 else 41
 
     def on_mount(self) -> None:
         self.timeline = self.query_one("#timeline-list", Timeline)
@@ -534,9 +539,12 @@ class StunscopeApp(App[None]):
         self.index.close()
 
 
-def open_file(path: str | os.PathLike[str]) -> StunscopeApp:
-    """The app over a capture file (pcap, pcapng, gzip)."""
+def open_file(
+    path: str | os.PathLike[str], keyring: Keyring | None = None, sdp: Iterable[str | Path] = ()
+) -> StunscopeApp:
+    """The app over a capture file (pcap, pcapng, gzip); ``keyring`` and ``sdp`` (files with ICE
+    passwords and candidates) let the analysis and the detail pane verify MESSAGE-INTEGRITY."""
     source = file_source(os.fspath(path))
     name = Path(path).name
     return StunscopeApp(source.records, title=f"stunscope: {name}", size=source.size,
-                        stem=Path(name).stem.split(".")[0], path=path)
+                        stem=Path(name).stem.split(".")[0], path=path, keyring=keyring, sdp=sdp)

@@ -16,8 +16,9 @@ from textual.widgets.tree import TreeNode
 
 from stunscope.tui.index import TCP, MessageIndex
 from stunscope.tui.summary import decode_row, row_label
-from stunscope.wire.attributes import format_value
+from stunscope.wire.attributes import format_value, realm, username
 from stunscope.wire.decode import FINDINGS
+from stunscope.wire.integrity import Keyring, check_fingerprint, check_integrity
 from stunscope.wire.message import ChannelData, DecodeFailure, MessageClass, StunMessage
 from stunscope.wire.registry import attr_name
 from stunscope.wire.text import safe_text
@@ -31,9 +32,10 @@ class DetailTree(Tree[Span]):
     DetailTree { height: 1fr; scrollbar-size-horizontal: 0; }
     """
 
-    def __init__(self, index: MessageIndex, **kwargs: object) -> None:
+    def __init__(self, index: MessageIndex, keyring: Keyring | None, **kwargs: object) -> None:
         super().__init__(Text("no message selected"), **kwargs)  # type: ignore[arg-type]
         self.index = index
+        self.keyring = keyring
         self.row: int | None = None
         self.show_root = True
         self.guide_depth = 2
@@ -107,6 +109,7 @@ class DetailTree(Tree[Span]):
             )
             attributes.add_leaf(label, data=(attr.offset, 4 + len(attr.raw)))
         self._findings(message.findings)
+        self._checks(row, message)
         self._pairing(row, message)
 
     def _findings(self, findings: tuple[str, ...]) -> None:
@@ -115,6 +118,23 @@ class DetailTree(Tree[Span]):
         node = self.root.add(Text(f"findings ({len(findings)})", "bold red"))
         for code in findings:
             node.add_leaf(Text(f"{code}: {FINDINGS.get(code, '')}".rstrip(": ")))
+
+    def _checks(self, row: int, message: StunMessage) -> None:
+        """FINGERPRINT and MESSAGE-INTEGRITY verdicts (a response is checked with the USERNAME
+        of its request)."""
+        fingerprint = check_fingerprint(message)
+        user = request_realm = None
+        partner = self.index.partner[row]
+        if message.cls in (MessageClass.SUCCESS, MessageClass.ERROR) and partner >= 0:
+            request = decode_row(self.index, partner)
+            if isinstance(request, StunMessage):
+                user, request_realm = username(request), realm(request)
+        integrity = check_integrity(message, self.keyring, user, request_realm)
+        for name, result in (("FINGERPRINT", fingerprint), ("MESSAGE-INTEGRITY", integrity)):
+            if result is not None:
+                style = {"ok": "green", "bad": "bold red"}.get(result, "yellow")
+                hint = " (give --credential, --ice-pwd or --sdp)" if result == "no-key" else ""
+                self.root.add_leaf(Text.assemble(f"{name} ", (result, style), hint))
 
     def _pairing(self, row: int, message: StunMessage) -> None:
         index = self.index

@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
+from pathlib import Path
 from typing import NamedTuple
 
 from stunscope.analysis import Analyzer
@@ -33,6 +34,7 @@ from stunscope.capture.records import Record, read_records
 from stunscope.capture.stream import CaptureStats, iter_events
 from stunscope.errors import StunscopeError
 from stunscope.tui.index import MessageIndex
+from stunscope.wire.integrity import Keyring
 from stunscope.wire.text import safe_text
 
 _PCAP_RECORD_OVERHEAD = 16
@@ -76,6 +78,8 @@ class Loader:
         size: int | None = None,
         live: bool = False,
         keep_records: bool = True,
+        keyring: Keyring | None = None,
+        sdp: Iterable[str | Path] = (),
         file: str | None = None,
         interval: float = 0.1,
         snapshot_s: float = 1.0,
@@ -89,7 +93,8 @@ class Loader:
         self.interval = interval
         self.snapshot_s = snapshot_s
         self.stats = CaptureStats()
-        self.analyzer = Analyzer(file=file, stats=self.stats)
+        self.analyzer = Analyzer(keyring, sdp, file=file, stats=self.stats)
+        """Also holds the keyring (with the SDP's ICE passwords) the detail pane verifies with."""
         self.frames = 0
         self._bytes = 0
 
