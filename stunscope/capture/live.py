@@ -65,8 +65,10 @@ relay and its peers), the UDP services in ``_UDP_NOISE_PORTS`` and TCP on ports 
 SNAPLEN = 262144
 """Largest frame kept whole (as dumpcap); the loopback MTU is 65536."""
 
-_SOCKET_BUFFER = 16 * 1024 * 1024
-"""Kernel receive buffer: absorbs bursts while the capture thread is descheduled."""
+_SOCKET_BUFFER = 64 * 1024 * 1024
+"""Kernel receive buffer (root: SO_RCVBUFFORCE; else capped at net.core.rmem_max): absorbs about
+a second of 50,000 frames/s while the capture thread waits for the CPU or the GIL. Memory is
+only taken while frames wait in it."""
 
 _BATCH = 512
 """Most frames read from the socket per wake-up of the sniffer thread."""
