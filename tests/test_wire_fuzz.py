@@ -1,10 +1,12 @@
 """Property-based fuzzing of the codec: nothing raises on any bytes; encode/decode round-trips.
 
 Inputs that once crashed are kept under tests/crashers/wire/ (one raw file each) and replayed.
+For a longer run: ``STUNSCOPE_FUZZ_EXAMPLES=20000 python -m pytest tests/test_wire_fuzz.py``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,11 @@ from stunscope.wire.message import ChannelData, DecodeFailure, MessageClass, Stu
 from stunscope.wire.registry import ATTRIBUTES
 
 CRASHERS = Path(__file__).parent / "crashers" / "wire"
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("STUNSCOPE_FUZZ_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 _KEYRING = Keyring()
 _KEYRING.add_short_term("pass")

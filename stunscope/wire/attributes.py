@@ -132,12 +132,9 @@ def _key(msg: StunMessage) -> bytes:
     return msg.raw[4:20]
 
 
-def _u32(value: bytes) -> int | dict[str, str]:
-    return int.from_bytes(value, "big") if len(value) == 4 else _malformed(f"{len(value)} bytes, expected 4")
-
-
-def _u64(value: bytes) -> int | dict[str, str]:
-    return int.from_bytes(value, "big") if len(value) == 8 else _malformed(f"{len(value)} bytes, expected 8")
+def _number(value: bytes, msg: StunMessage) -> Value:
+    """A big-endian unsigned number (LIFETIME, CONNECTION-ID, ICE-CONTROLLING tie-breaker...)."""
+    return int.from_bytes(value, "big")
 
 
 def _text(value: bytes) -> str:
@@ -178,32 +175,20 @@ def _unknown_attributes(value: bytes, msg: StunMessage) -> Value:
     return [attr_name(int.from_bytes(value[i:i + 2], "big")) for i in range(0, len(value), 2)]
 
 
-def _channel_number(value: bytes, msg: StunMessage) -> Value:
-    """RFC 8656 §18.1: 16-bit channel number, 16 bits RFFU."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
-    return int.from_bytes(value[:2], "big")
-
-
-def _response_port(value: bytes, msg: StunMessage) -> Value:
-    """RFC 5780 §7.5: a 16-bit port followed by 2 bytes of padding (not an address)."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
-    return int.from_bytes(value[:2], "big")
+def _u16_rffu(value: bytes, msg: StunMessage) -> Value:
+    """A 16-bit number then 16 bits RFFU: CHANNEL-NUMBER (RFC 8656 §18.1) and RESPONSE-PORT
+    (RFC 5780 §7.5: a port and 2 bytes of padding, not an address)."""
+    return (value[0] << 8) | value[1]
 
 
 def _change_request(value: bytes, msg: StunMessage) -> Value:
     """RFC 5780 §7.2: flags A (change IP, 0x4) and B (change port, 0x2) in the last byte."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
     return {"change_ip": bool(value[3] & 0x04), "change_port": bool(value[3] & 0x02)}
 
 
 def _priority(value: bytes, msg: StunMessage) -> Value:
     """RFC 8445 §5.1.2.1: priority = 2^24 type preference + 2^8 local preference + (256 - component)."""
-    number = _u32(value)
-    if isinstance(number, dict):
-        return number
+    number = int.from_bytes(value, "big")
     return {
         "priority": number,
         "type_preference": number >> 24,
@@ -214,28 +199,22 @@ def _priority(value: bytes, msg: StunMessage) -> Value:
 
 def _flag(value: bytes, msg: StunMessage) -> Value:
     """USE-CANDIDATE (RFC 8445 §16.1), DONT-FRAGMENT (RFC 8656 §18.9): present, no value."""
-    return True if not value else _malformed(f"{len(value)} bytes, expected none")
+    return True
 
 
 def _family(value: bytes, msg: StunMessage) -> Value:
     """RFC 8656 §18.6/§18.11: family byte (0x01 IPv4, 0x02 IPv6) and 3 bytes RFFU."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
     family = _FAMILIES.get(value[0])
     return family[0] if family else _malformed(f"unknown address family 0x{value[0]:02x}")
 
 
 def _transport(value: bytes, msg: StunMessage) -> Value:
     """RFC 8656 §18.8: IANA protocol number (17 UDP, 6 TCP per RFC 6062) and 3 bytes RFFU."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
     return _TRANSPORTS.get(value[0], value[0])
 
 
 def _even_port(value: bytes, msg: StunMessage) -> Value:
     """RFC 8656 §18.7: one byte whose top bit R asks to reserve the next port."""
-    if len(value) != 1:
-        return _malformed(f"{len(value)} bytes, expected 1")
     return {"reserve_next": bool(value[0] & 0x80)}
 
 
@@ -286,15 +265,11 @@ def _password_algorithm(value: bytes, msg: StunMessage) -> Value:
 
 def _icmp(value: bytes, msg: StunMessage) -> Value:
     """RFC 8656 §18.13: reserved (2 bytes), ICMP type, ICMP code, error data (4 bytes)."""
-    if len(value) != 8:
-        return _malformed(f"{len(value)} bytes, expected 8")
     return {"type": value[2], "code": value[3], "error_data": value[4:].hex()}
 
 
 def _transmit_counter(value: bytes, msg: StunMessage) -> Value:
     """RFC 7982 §3.1: reserved (16 bits), Req (8 bits), Resp (8 bits)."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
     return {"request": value[2], "response": value[3]}
 
 
@@ -309,16 +284,12 @@ def _padding(value: bytes, msg: StunMessage) -> Value:
 
 
 def _ms_sequence(value: bytes, msg: StunMessage) -> Value:
-    """[MS-TURN] §2.2.2.18 MS-SEQUENCE-NUMBER: Connection ID (20 bytes), Sequence Number (4)."""
-    if len(value) != 24:
-        return _malformed(f"{len(value)} bytes, expected 24")
+    """[MS-TURN] §2.2.2 MS-SEQUENCE-NUMBER: Connection ID (20 bytes), Sequence Number (4)."""
     return {"connection_id": value[:20].hex(), "sequence": int.from_bytes(value[20:], "big")}
 
 
 def _goog_network_info(value: bytes, msg: StunMessage) -> Value:
     """GOOG-NETWORK-INFO (libwebrtc): network id (16 bits) then network cost (16 bits)."""
-    if len(value) != 4:
-        return _malformed(f"{len(value)} bytes, expected 4")
     return {"network_id": int.from_bytes(value[:2], "big"), "network_cost": int.from_bytes(value[2:], "big")}
 
 
@@ -340,15 +311,14 @@ _DECODERS: dict[str, Callable[[bytes, StunMessage], Value]] = {
     "xor-address": _xor_endpoint,
     "text": lambda value, msg: _text(value),
     "hex": lambda value, msg: value.hex(),
-    "u32": lambda value, msg: _u32(value),
-    "u32-hex": lambda value, msg: f"0x{value.hex()}" if len(value) == 4 else _malformed(
-        f"{len(value)} bytes, expected 4"),
-    "u64": lambda value, msg: _u64(value),
+    "u32": _number,
+    "u32-hex": lambda value, msg: f"0x{value.hex()}",
+    "u64": _number,
     "error-code": _error_code,
     "address-error-code": _address_error_code,
     "unknown-attributes": _unknown_attributes,
-    "channel-number": _channel_number,
-    "port": _response_port,
+    "channel-number": _u16_rffu,
+    "port": _u16_rffu,
     "change-request": _change_request,
     "priority": _priority,
     "flag": _flag,
@@ -367,16 +337,31 @@ _DECODERS: dict[str, Callable[[bytes, StunMessage], Value]] = {
 }
 """Value kind (the registry's second column) -> decoder of the raw value."""
 
-_DECODER_BY_TYPE = {code: _DECODERS[spec.kind] for code, spec in ATTRIBUTES.items()}
-"""Attribute code -> decoder: the two tables joined once, so a lookup costs one dict access."""
+_SIZES: dict[str, int] = {
+    "u32": 4, "u32-hex": 4, "u64": 8, "channel-number": 4, "port": 4, "change-request": 4,
+    "priority": 4, "flag": 0, "family": 4, "transport": 4, "even-port": 1, "icmp": 8,
+    "transmit-counter": 4, "ms-sequence": 24, "goog-network-info": 4,
+}
+"""Value kind -> the only valid value length (the decoders of these kinds trust it)."""
+
+_DECODER_BY_TYPE = {
+    code: (_DECODERS[spec.kind], _SIZES.get(spec.kind)) for code, spec in ATTRIBUTES.items()
+}
+"""Attribute code -> (decoder, fixed size or None): the tables joined once, one dict access."""
 
 
 def _typed(msg: StunMessage, attr: Attribute) -> Value:
+    """The decoded value, with addresses as :class:`Endpoint` (see :func:`attribute_value`)."""
     attr_type, _, length, raw = attr
     if length != len(raw):
         return _malformed(f"value truncated: {len(raw)} of {length} bytes")
-    decoder = _DECODER_BY_TYPE.get(attr_type)
-    return raw.hex() if decoder is None else decoder(raw, msg)
+    entry = _DECODER_BY_TYPE.get(attr_type)
+    if entry is None:
+        return raw.hex()
+    decoder, size = entry
+    if size is not None and length != size:
+        return _malformed(f"{length} bytes, expected {size}")
+    return decoder(raw, msg)
 
 
 def attribute_value(msg: StunMessage, attr: Attribute) -> Value:
@@ -385,13 +370,7 @@ def attribute_value(msg: StunMessage, attr: Attribute) -> Value:
     Addresses are ``"1.2.3.4:3478"`` / ``"[::1]:3478"`` strings; unknown attributes are the raw
     value in hex; malformed ones ``{"malformed": "<why>"}``.
     """
-    attr_type, _, length, raw = attr
-    if length != len(raw):
-        return _malformed(f"value truncated: {len(raw)} of {length} bytes")
-    decoder = _DECODER_BY_TYPE.get(attr_type)
-    if decoder is None:
-        return raw.hex()
-    value = decoder(raw, msg)
+    value = _typed(msg, attr)
     return str(value) if value.__class__ is Endpoint else value
 
 
@@ -520,9 +499,8 @@ def channel_number(msg: StunMessage) -> int | None:
 
 def priority(msg: StunMessage) -> int | None:
     """PRIORITY (RFC 8445 §16.1) as the 32-bit number, or None."""
-    attr = _first(msg, 0x0024)
-    value = _u32(attr.raw) if attr is not None else None
-    return value if isinstance(value, int) else None
+    value = _first_value(msg, 0x0024)
+    return value["priority"] if value is not None else None
 
 
 def ice_role(msg: StunMessage) -> tuple[str, int] | None:
