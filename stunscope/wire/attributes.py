@@ -225,8 +225,10 @@ def _nonce(value: bytes, msg: StunMessage) -> Value:
     if not value.startswith(NONCE_COOKIE):
         return text
     try:
-        bits = int.from_bytes(binascii.a2b_base64(value[9:13], strict_mode=True), "big") if len(value) >= 13 else -1
+        bits = int.from_bytes(binascii.a2b_base64(value[9:13], strict_mode=True), "big")
     except binascii.Error:
+        bits = -1
+    if len(value) < 13:
         bits = -1
     if not 0 <= bits < 1 << 24:
         return {"nonce": text, "security_features": _malformed("the 4 feature characters are not base64")}
@@ -239,7 +241,8 @@ def _password_algorithm_list(value: bytes) -> list[dict[str, Any]] | dict[str, s
     algorithms: list[dict[str, Any]] = []
     pos = 0
     while pos + 4 <= len(value):
-        number, length = int.from_bytes(value[pos:pos + 2], "big"), int.from_bytes(value[pos + 2:pos + 4], "big")
+        number = (value[pos] << 8) | value[pos + 1]
+        length = (value[pos + 2] << 8) | value[pos + 3]
         if pos + 4 + length > len(value):
             return _malformed("a parameters length runs past the value")
         algorithms.append({
