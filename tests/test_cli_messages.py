@@ -303,3 +303,20 @@ def test_value_cache_never_mixes_transaction_ids() -> None:
         event = MessageEvent(1, 0.0, Endpoint("::1", 1), Endpoint("::1", 2), "udp", "stun", msg, None, None, None, 0)
         objects.append(formatter.to_json(event))
     assert objects[0]["mapped"] == "[2001:db8::1]:3478" != objects[1]["mapped"]
+
+
+def test_requests_expire_after_the_transaction_timeout() -> None:
+    """RFC 8489 §6.2.1: a transaction times out after 39.5 s; an answer 70 s later has no RTT,
+    and the request table holds only recent requests."""
+    formatter = MessageFormatter()
+    a, b = Endpoint("10.0.0.1", 1), Endpoint("10.0.0.2", 3478)
+
+    def event(ts: float, cls: int, txid: bytes) -> MessageEvent:
+        msg = decode_message(encode_message(0x001, cls, txid, []))
+        return MessageEvent(1, ts, a, b, "udp", "stun", msg, None, None, None, 0)
+
+    formatter.to_json(event(0.0, 0, b"o" * 12))
+    formatter.to_json(event(70.0, 0, b"n" * 12))  # a new request pushes the old one out
+    assert formatter.to_json(event(70.5, 2, b"o" * 12))["rtt_ms"] is None
+    assert formatter.to_json(event(70.5, 2, b"n" * 12))["rtt_ms"] == 500.0
+    assert list(formatter._requests) == [b"n" * 12] and formatter.evicted == 0

@@ -87,6 +87,11 @@ _CACHE_MAX = 4096
 """Decoded values kept per formatter (cleared when full): memory stays flat."""
 _CLASS_LABELS = {cls: cls.label for cls in MessageClass}
 _ENDPOINT_TEXT_MAX = 65536
+_REQUEST_TTL_S = 64.0
+"""Requests are forgotten 64 s (capture time) after they were first seen: a client gives up a
+transaction after 39.5 s (RFC 8489 §6.2.1, Rc = 7 with RTO 500 ms; Ti = 39.5 s over TCP), so a
+later answer has no transaction to belong to. Memory then follows the request rate, not the file
+size."""
 _DEFAULT_PENDING = 65536
 """Requests remembered for RTT/integrity: 65,536 outstanding transactions is far more than any
 client keeps in flight (RFC 8489 §6.2.1 paces new transactions), and caps memory at a few MB."""
@@ -206,8 +211,9 @@ class MessageFormatter:
     """Formats a capture's events in order, remembering recent requests by transaction id.
 
     ``keyring`` verifies MESSAGE-INTEGRITY(-SHA256); without it a signed message is ``no-key``.
-    ``max_pending`` bounds the request table (oldest evicted first; evictions are counted in
-    ``evicted``), so memory does not grow with the capture.
+    Requests expire :data:`_REQUEST_TTL_S` after they were seen, and ``max_pending`` bounds the
+    table besides (oldest evicted first, counted in ``evicted``), so memory does not grow with
+    the capture.
     """
 
     def __init__(self, keyring: Keyring | None = None, max_pending: int = _DEFAULT_PENDING) -> None:
@@ -227,6 +233,9 @@ class MessageFormatter:
         if cls is _REQUEST:
             requests = self._requests
             if msg.txid not in requests:
+                horizon = event.ts - _REQUEST_TTL_S
+                while requests and next(iter(requests.values()))[0] < horizon:
+                    requests.popitem(last=False)
                 if len(requests) >= self.max_pending:
                     requests.popitem(last=False)
                     self.evicted += 1
