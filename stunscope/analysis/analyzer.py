@@ -245,6 +245,7 @@ class Analyzer:
                 self._bad_integrity(ev, msg, info if tx.ice else None,
                                     (info.session.remote_ufrag, info.session.local_ufrag)
                                     if tx.ice and info is not None else None)
+        tx.info = None  # listed transactions keep no tracker state (evicted allocations die)
 
     def _timing(self, client: Endpoint, server: Endpoint, method: int, timing: tuple[str, ...],
                 frames: list[int]) -> None:
@@ -275,6 +276,7 @@ class Analyzer:
 
     def _unanswered(self, tx, ended_by: str) -> None:  # type: ignore[no-untyped-def]
         info = tx.info
+        tx.info = None
         if tx.ice:
             if info is not None:
                 self.ice.unanswered(info)
