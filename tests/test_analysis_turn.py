@@ -107,9 +107,13 @@ def test_mismatch_without_a_known_expiry() -> None:
 def test_deallocation_with_lifetime_zero() -> None:
     s = Script()
     allocate(s)
+    s.transaction(1, C, S, CHANNEL_BIND, [channel(0x4001), xor_peer(PEER), *AUTH])
     _, frame = s.transaction(10, C, S, REFRESH, [lifetime(0), *AUTH], [lifetime(0)])
+    s.transaction(11, C, "192.0.2.99:3478", 1)  # the clock moves past the deallocation
     (a,) = s.analyze().allocations
     assert a.state == "deallocated" and a.deallocated_frame == frame
+    # Its permission and channel go with it, although their own timers still run.
+    assert [p.state for p in a.permissions] == [c.state for c in a.channels] == ["expired"]
 
 
 def test_permission_lifetime_and_refresh_by_channelbind() -> None:

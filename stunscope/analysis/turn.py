@@ -661,8 +661,12 @@ class TurnTracker:
 
     @staticmethod
     def _result(alloc: AllocationState, state: str, now: float | None) -> Allocation:
+        # Permissions and channels die with their allocation (RFC 8656 §7: deallocation and
+        # expiry delete them), whatever their own timers say.
+        end = alloc.expires if alloc.expires is not None else float("inf")
+
         def live(expires: float) -> str:
-            return "expired" if now is not None and now > expires else "active"
+            return "expired" if now is not None and now > min(expires, end) else "active"
 
         transport, client, server = alloc.key
         perms = tuple(
