@@ -294,6 +294,8 @@ def decode_channeldata(data: bytes, tcp: bool) -> ChannelData | DecodeFailure:
     if end > size:
         return DecodeFailure(4, "truncated", f"{size - 4} bytes of application data, {length} announced")
     pad = -length & 3
+    if size == end and (not pad or not tcp):  # the common cases: exact, or UDP without padding
+        return _new(ChannelData, (channel, length, data[4:end], (), not pad))
     padding = data[end:end + pad]
     padded = len(padding) == pad
     findings: list[str] = []
@@ -303,7 +305,7 @@ def decode_channeldata(data: bytes, tcp: bool) -> ChannelData | DecodeFailure:
         findings.append("bad-channel-padding")
     if size > end + pad:
         findings.append("trailing-bytes")
-    return ChannelData(channel, length, data[4:end], tuple(findings), padded)
+    return _new(ChannelData, (channel, length, data[4:end], tuple(findings), padded))
 
 
 def decode_ms_turn_mux(data: bytes) -> MsTurnMux | DecodeFailure:
