@@ -24,6 +24,7 @@ palette (``ctrl+p``).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -169,6 +170,9 @@ class StunscopeApp(App[None]):
         self.query_one(HexView).styles.width = 74 if self.size.width >= 140 else 41
 
     def on_mount(self) -> None:
+        # The loader thread is pure Python: hand the GIL to the UI thread within 1 ms (instead
+        # of 5) when it wakes up for a key, so scrolling stays smooth while a big file loads.
+        sys.setswitchinterval(0.001)
         self.timeline = self.query_one("#timeline-list", Timeline)
         self.status = self.query_one("#status", Static)
         self.timeline.follow = self.live
@@ -222,6 +226,8 @@ class StunscopeApp(App[None]):
             added = timeline.view.extend()
             if added:
                 timeline.grew(added)
+                if not self.loader.first_shown.is_set():
+                    self.call_after_refresh(self.loader.first_shown.set)
                 if self.tab == "ladder":
                     self._show_ladder()
         self._status()

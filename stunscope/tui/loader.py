@@ -21,6 +21,7 @@ the end, and every ``snapshot_s`` seconds for a live source.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -97,6 +98,10 @@ class Loader:
         """Also holds the keyring (with the SDP's ICE passwords) the detail pane verifies with."""
         self.frames = 0
         self._bytes = 0
+        self.first_shown = threading.Event()
+        """Set by the UI once it has painted the first rows: until then (or for at most
+        ``first_wait_s``) the loader leaves the GIL to the UI after its first publish."""
+        self.first_wait_s = 1.0
 
     def _counted(self, records: Iterable[Record]) -> Iterator[Record]:
         """Pass records through, counting bytes for progress (and spooling them if asked)."""
@@ -148,8 +153,11 @@ class Loader:
                     continue
                 if cancelled():
                     return
+                first = index.count == 0
                 index.publish()
-                next_publish = now + self.interval
+                if first:
+                    self.first_shown.wait(self.first_wait_s)
+                next_publish = time.monotonic() + self.interval
                 if self.live and now >= next_snapshot:
                     report(self.progress()._replace(analysis=analyzer.snapshot()))
                     next_snapshot = now + self.snapshot_s
