@@ -12,7 +12,7 @@ import os
 import sys
 
 from stunscope import __version__
-from stunscope.errors import EXIT_INTERRUPTED, EXIT_USAGE, StunscopeError
+from stunscope.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_USAGE, StunscopeError
 from stunscope.wire.text import safe_text
 
 # Command name -> module under stunscope.cli. Kept in help order.
@@ -86,7 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # `stunscope messages big.pcap | head`: stop quietly; keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # `stunscope messages big.pcap | head`: the reader is gone; stop quietly.
+        _detach_stdout()
         return 0
+    except OSError as exc:
+        # Output that cannot be written (full disk, closed terminal) or a file that cannot be read.
+        _detach_stdout()
+        where = safe_text(str(exc.filename)) if exc.filename else "output"
+        sys.stderr.write(f"stunscope: {where}: {safe_text(exc.strerror or str(exc))}\n")
+        return EXIT_BAD_INPUT
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
