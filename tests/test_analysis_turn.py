@@ -75,7 +75,16 @@ def test_stale_nonce_then_retry() -> None:
     (a,) = result.allocations
     assert a.stale_nonces == 1 and a.refreshes == 1
     assert a.expires_ts == s.t0 + 100.1 + 0.02 + 600
-    assert "turn-stale-nonce" in codes(result)
+    (v,) = find(result, "turn-stale-nonce")
+    assert v.severity == "info"  # recovered by the retry
+
+
+def test_stale_nonce_without_a_successful_retry_is_a_warning() -> None:
+    s = Script()
+    allocate(s)
+    s.transaction(100, C, S, REFRESH, AUTH, [error(438, "Stale Nonce")], cls=ERROR)
+    (v,) = find(s.analyze(), "turn-stale-nonce")
+    assert v.severity == "warning" and v.count == 2
 
 
 def test_expiry_is_computed_from_the_packet_clock() -> None:

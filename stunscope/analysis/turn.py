@@ -119,7 +119,7 @@ class AllocationState:
         "key", "first_frame", "state", "relayed", "mapped", "lifetime_s", "expires", "refreshes",
         "username", "realm", "challenges", "auth_failures", "stale_nonces", "dealloc_frame",
         "permissions", "channels", "old_channels", "peers", "connections", "seen_start",
-        "expiry_reported", "last_frame", "asked",
+        "expiry_reported", "last_frame", "asked", "stale_frames",
     )
 
     def __init__(self, key: Key, frame: int, seen_start: bool) -> None:
@@ -146,6 +146,7 @@ class AllocationState:
         self.expiry_reported = False
         self.last_frame = frame
         self.asked: set[str] = set()
+        self.stale_frames: tuple[int, ...] = ()
 
     def ended(self, now: float) -> bool:
         """Deallocated, failed, or past its lifetime at ``now``."""
@@ -364,6 +365,8 @@ class TurnTracker:
         """Apply a success or error response to the allocation."""
         alloc = req.alloc
         alloc.last_frame = frame
+        if error is None:
+            alloc.stale_frames = ()
         if req.peers and alloc.asked:
             alloc.asked.difference_update(peer.ip for peer in req.peers)
         if error is None:
@@ -466,11 +469,12 @@ class TurnTracker:
                     alloc.state = "challenged"
         elif code == 438:
             alloc.stale_nonces += 1
+            alloc.stale_frames = evidence
             self.log.add(
-                "turn-stale-nonce", "warning", subject,
-                f"The TURN server answered {name} with 438 Stale Nonce: the client must retry "
-                "with the new NONCE from that answer (a client that does not will lose the "
-                "allocation).",
+                "turn-stale-nonce", "info", subject,
+                f"The TURN server answered {name} with 438 Stale Nonce (its nonce expired): the "
+                "client has to retry with the new NONCE (RFC 8489 §9.2.5); it did, as a later "
+                "success shows (otherwise this is a warning).",
                 evidence,
             )
         elif code == 437:
@@ -655,6 +659,14 @@ class TurnTracker:
                         f"{alloc.lifetime_s} s ran out without a Refresh before the capture ended.",
                         (alloc.first_frame, alloc.last_frame),
                     ))
+            if alloc.stale_frames:
+                found.append(verdict(
+                    "turn-stale-nonce", "warning", alloc.subject(),
+                    f"The TURN server answered with 438 Stale Nonce and no request of "
+                    f"{alloc.subject()} succeeded afterwards: the client did not retry with the "
+                    "new NONCE (RFC 8489 §9.2.5) and will lose the allocation.",
+                    alloc.stale_frames,
+                ))
             out.append(self._result(alloc, state, now))
         out.sort(key=lambda a: a.first_frame)
         return out, found
