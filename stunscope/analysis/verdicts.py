@@ -9,10 +9,10 @@ snapshots. One entry per (code, subject): repeats raise ``count`` and add eviden
 Codes (severity): ice-no-response, ice-auth-failure, ice-failed, ice-consent-lost,
 turn-auth-failure, turn-allocation-mismatch, turn-forbidden-peer, turn-allocation-expired,
 bad-fingerprint, bad-integrity (error); ice-role-conflict, turn-stale-nonce (a note when the
-retry succeeded), turn-data-without-permission, turn-channel-unbound, turn-channel-rebind, turn-request-error,
-unanswered-request, retransmit-too-fast, retransmit-over-reliable, symmetric-nat, undecodable,
-icmp-unreachable (warning); ice-connected, ice-priority-unusual, orphan-response, gave-up-early
-(info).
+retry succeeded), turn-data-without-permission, turn-channel-unbound, turn-channel-rebind,
+turn-request-error, unanswered-request, retransmit-too-fast, retransmit-over-reliable,
+symmetric-nat, undecodable, icmp-unreachable (warning); ice-connected, ice-priority-unusual,
+orphan-response, gave-up-early (info).
 """
 
 from __future__ import annotations
