@@ -309,7 +309,8 @@ class IceTracker:
 
     # -- results ------------------------------------------------------------------------------
 
-    def results(self, now: float | None, type_of: TypeOf, final: bool) -> tuple[list[IceSession], list[Verdict]]:
+    def results(self, now: float | None, type_of: TypeOf,
+                final: bool) -> tuple[list[IceSession], list[Verdict]]:
         """Every session as of ``now``; with ``final``, checks still open count as unanswered."""
         out: list[IceSession] = []
         found: list[Verdict] = []
@@ -431,7 +432,8 @@ class IceTracker:
                 if p.failure:
                     reasons[p.failure] = reasons.get(p.failure, 0) + 1
             why = ", ".join(f"{n} by {r}" for r, n in sorted(reasons.items()))
-            icmp = " ICMP errors say the remote port is closed or unreachable." if "icmp-unreachable" in reasons else ""
+            icmp = (" ICMP errors say the remote port is closed or unreachable."
+                    if "icmp-unreachable" in reasons else "")
             found.append(verdict(
                 "ice-failed", "error", subject,
                 f"ICE session {subject} failed: none of its {len(result.pairs)} candidate pairs "

@@ -283,7 +283,8 @@ class TurnTracker:
         alloc = self.allocs.get((transport, client, server))
         return alloc.relayed if alloc is not None else None
 
-    def channel_peer(self, transport: str, src: Endpoint, dst: Endpoint, number: int) -> tuple[Endpoint | None, Endpoint | None, bool]:
+    def channel_peer(self, transport: str, src: Endpoint, dst: Endpoint,
+                     number: int) -> tuple[Endpoint | None, Endpoint | None, bool]:
         """(relayed address, peer, outbound) for a channel number on the flow src -> dst."""
         alloc, outbound = self.find(transport, src, dst)
         if alloc is None:
@@ -478,7 +479,8 @@ class TurnTracker:
                 evidence,
             )
         elif code == 437:
-            if alloc.seen_start and alloc.expires is not None and req.ts > alloc.expires and alloc.state == "active":
+            if (alloc.seen_start and alloc.expires is not None and req.ts > alloc.expires
+                    and alloc.state == "active"):
                 alloc.state = "expired"
                 self._expired_use(alloc, frame, f"a {name} request")
             else:

@@ -75,7 +75,8 @@ class VerdictLog:
         ]
 
 
-def verdict(code: str, severity: str, subject: str, message: str, frames: tuple[int, ...] | list[int]) -> Verdict:
+def verdict(code: str, severity: str, subject: str, message: str,
+            frames: tuple[int, ...] | list[int]) -> Verdict:
     """A state-derived verdict (one occurrence), frames sorted and bounded."""
     return Verdict(code, severity, message, tuple(sorted(frames)[:MAX_FRAMES]), 1, subject)
 
