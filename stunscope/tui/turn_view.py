@@ -134,12 +134,13 @@ class TurnView(Vertical):
         out.append(f"permissions ({len(a.permissions)})\n", "bold")
         for p in a.permissions:
             state = at_time(self.frame_time(p.installed_frame), p.expires_ts, self.now)
-            out.append(f"  {p.peer_ip:<40} {p.state:<10} refreshes {p.refreshes:<3} {state}\n")
+            out.append(f"  {p.peer_ip:<40} at end {p.state:<10} refreshes {p.refreshes:<3} "
+                       f"at cursor {state}\n")
         out.append(f"channels ({len(a.channels)})\n", "bold")
         for c in a.channels:
             state = at_time(self.frame_time(c.bound_frame), c.expires_ts, self.now)
-            out.append(f"  0x{c.number:04x} → {c.peer:<32} {c.state:<10} {c.packets} pkts "
-                       f"{_bytes(c.bytes)}  {state}\n")
+            out.append(f"  0x{c.number:04x} → {c.peer:<32} at end {c.state:<10} {c.packets} pkts "
+                       f"{_bytes(c.bytes)}  at cursor {state}\n")
         out.append(f"traffic per peer ({len(a.peers)})\n", "bold")
         for peer in a.peers:
             out.append(
