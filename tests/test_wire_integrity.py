@@ -144,6 +144,13 @@ def test_credentials_file_and_environment_forms() -> None:
     assert "hunter2" not in str(error.value)
 
 
+def test_credential_repr_hides_secrets() -> None:
+    credential = parse_credential("example.org/alice:hunter2")
+    for text in (repr(credential), str(credential), f"{credential}", repr([credential])):
+        assert "hunter2" not in text and "alice" not in text
+    assert credential.realm == "example.org"
+
+
 def test_keyring_never_shows_secrets() -> None:
     keyring = _keyring("alice:hunter2", "ice=swordfish")
     for text in (repr(keyring), str(keyring), f"{keyring}"):

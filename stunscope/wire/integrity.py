@@ -32,6 +32,7 @@ import hmac
 import stringprep
 import unicodedata
 from collections.abc import Iterable
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from stunscope.wire.attributes import realm as realm_of
@@ -40,6 +41,7 @@ from stunscope.wire.message import HEADER_LEN, Attribute, StunMessage
 
 __all__ = [
     "CREDENTIALS_ENV",
+    "Credential",
     "Keyring",
     "check_fingerprint",
     "check_integrity",
@@ -170,8 +172,20 @@ class Keyring:
         return keys
 
 
-Credential = tuple[str, str, "str | None", str]
-"""(``short-term`` | ``long-term``, username, realm or None, password)."""
+class Credential(NamedTuple):
+    """One parsed credential; its ``repr`` hides the username and password."""
+
+    kind: str
+    """``short-term`` (an ICE password) or ``long-term``."""
+    username: str
+    realm: str | None
+    """The only realm it applies to, or None for any."""
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credential({self.kind}, realm={self.realm!r}, username and password hidden)"
+
+    __str__ = __repr__
 
 
 def parse_credential(text: str) -> Credential:
@@ -184,7 +198,7 @@ def parse_credential(text: str) -> Credential:
         password = unquote(text[4:])
         if not password:
             raise ValueError("empty ICE password in credential (expected ice=PASSWORD)")
-        return ("short-term", "", None, password)
+        return Credential("short-term", "", None, password)
     user_part, colon, password = text.rpartition(":")
     if not colon or not user_part or not password:
         raise ValueError("credential must be USER:PASSWORD, REALM/USER:PASSWORD or ice=PASSWORD")
@@ -193,7 +207,7 @@ def parse_credential(text: str) -> Credential:
         realm, username = "", user_part
     if not username or (slash and not realm):
         raise ValueError("credential has an empty username or realm")
-    return ("long-term", unquote(username), unquote(realm) if slash else None, unquote(password))
+    return Credential("long-term", unquote(username), unquote(realm) if slash else None, unquote(password))
 
 
 def parse_credentials_text(text: str, *, lines: bool = True) -> list[Credential]:
