@@ -391,7 +391,7 @@ def _format(value: Value) -> str:
             return f"malformed: {safe_text(value['malformed'])}"
         if "code" in value and "reason" in value:
             prefix = f"{value['family']} " if "family" in value else ""
-            return f"{prefix}{value['code']} {safe_text(value['reason'])}"
+            return f"{prefix}{value['code']} {safe_text(value['reason'])}".rstrip()
         return _format_dict(value)
     if isinstance(value, list):
         return ", ".join(_format(item) for item in value)
