@@ -55,6 +55,13 @@ class Ladder:
         """The x of a column's lifeline."""
         return MARGIN + column * self.column_width + self.column_width // 2
 
+    def span(self, position: int) -> tuple[int, int]:
+        """Leftmost and rightmost x of the message at ``position`` (its arrow and label)."""
+        row = self.rows[position]
+        a = self.center(self._column_of[self.index.src[row]])
+        b = self.center(self._column_of[self.index.dst[row]])
+        return min(a, b), max(max(a, b), min(a, b) + 2 + len(self.label(row)))
+
     def header(self) -> str:
         """Endpoint names centred over their lifelines."""
         chars = [" "] * self.width

@@ -7,13 +7,14 @@ timeline's cursor is marked, and moving here moves the timeline's cursor (they s
 from __future__ import annotations
 
 from rich.segment import Segment
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from stunscope.tui.ladder import LIFELINE, Ladder
+from stunscope.tui.ladder import LIFELINE, MARGIN, Ladder
 
 
 class LadderView(ScrollView, can_focus=True):
@@ -62,18 +63,35 @@ class LadderView(ScrollView, can_focus=True):
     def show(self, ladder: Ladder, position: int) -> None:
         """Draw ``ladder`` with the message at ``position`` marked and in view."""
         self.ladder = ladder
+        self.position = position
         self.virtual_size = Size(ladder.width, ladder.height + 1)
-        self.mark(position)
+        self.call_after_refresh(self.mark, position)  # scroll once the new size is laid out
 
     def mark(self, position: int) -> None:
-        """Mark the message at ``position`` and scroll it into view."""
+        """Mark the message at ``position`` and scroll it into view (both ways)."""
         self.position = position
-        height = max(2, self.scrollable_content_region.height - 1)
+        region = self.scrollable_content_region
+        height = max(2, region.height - 1)
         top = round(self.scroll_y)
         y = 2 * position
         if y < top or y + 1 >= top + height:
             self.scroll_to(y=max(0, y - height // 2), animate=False, immediate=True)
+        if self.ladder is not None and self.ladder.rows:
+            left, right = self.ladder.span(position)
+            shown = round(self.scroll_x) + MARGIN, round(self.scroll_x) + region.width
+            if left < shown[0] or right >= shown[1]:
+                self.scroll_to(x=max(0, left - MARGIN - 2), animate=False, immediate=True)
         self.refresh()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0 or self.ladder is None:
+            return
+        position = (round(self.scroll_y) + offset.y - 1) // 2
+        if position < len(self.ladder.rows):
+            self.focus()
+            self.mark(position)
+            self.post_message(self.Moved(position))
 
     def action_move(self, step: int) -> None:
         if self.ladder is None or not self.ladder.rows:
@@ -105,8 +123,10 @@ class LadderView(ScrollView, can_focus=True):
                 )
                 segments.append(Segment(text, style + extra if extra else style))
             strip = Strip(segments)
-        strip = strip.extend_cell_length(scroll_x + width, base)
-        return strip.crop(scroll_x, scroll_x + width)
+        # The time column stays put; the lifelines scroll sideways under it.
+        strip = strip.extend_cell_length(MARGIN + scroll_x + width, base)
+        fixed = strip.crop(0, MARGIN)
+        return Strip.join([fixed, strip.crop(MARGIN + scroll_x, scroll_x + width)])
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -127,26 +127,26 @@ class TurnView(Vertical):
         caption.update(Text(f"allocation {current + 1}: {a.client} → {a.server} ({a.transport})"
                             f" · at cursor: {self._allocation_state(a)}"))
         out = Text()
-        out.append(f"user {safe_text(a.username or '-')}  realm {safe_text(a.realm or '-')}  "
-                   f"challenges {a.challenges}  auth failures {a.auth_failures}  "
-                   f"stale nonces {a.stale_nonces}  refreshes {a.refreshes}\n")
+        out.append(f"user {safe_text(a.username or '-')} · realm {safe_text(a.realm or '-')} · "
+                   f"challenges {a.challenges} · auth failures {a.auth_failures} · "
+                   f"stale nonces {a.stale_nonces} · refreshes {a.refreshes}\n")
         out.append("\n")
-        out.append(f"permissions ({len(a.permissions)})\n", "bold")
+        out.append(f"permissions ({len(a.permissions)}): state at the end of the capture, and at "
+                   "the cursor\n", "bold")
         for p in a.permissions:
             state = at_time(self.frame_time(p.installed_frame), p.expires_ts, self.now)
-            out.append(f"  {p.peer_ip:<40} at end {p.state:<10} refreshes {p.refreshes:<3} "
-                       f"at cursor {state}\n")
+            out.append(f"  {p.peer_ip:<15} {p.state:<8} refreshed {p.refreshes}×  cursor: {state}\n")
         out.append(f"channels ({len(a.channels)})\n", "bold")
         for c in a.channels:
             state = at_time(self.frame_time(c.bound_frame), c.expires_ts, self.now)
-            out.append(f"  0x{c.number:04x} → {c.peer:<32} at end {c.state:<10} {c.packets} pkts "
-                       f"{_bytes(c.bytes)}  at cursor {state}\n")
+            out.append(f"  0x{c.number:04x} → {c.peer:<21} {c.state:<8} {c.packets} pkts "
+                       f"{_bytes(c.bytes)}  cursor: {state}\n")
         out.append(f"traffic per peer ({len(a.peers)})\n", "bold")
         for peer in a.peers:
             out.append(
-                f"  {peer.peer:<40} → {peer.to_peer_packets} pkts {_bytes(peer.to_peer_bytes)}"
+                f"  {peer.peer:<21} → {peer.to_peer_packets} pkts {_bytes(peer.to_peer_bytes)}"
                 f"  ← {peer.from_peer_packets} pkts {_bytes(peer.from_peer_bytes)}"
-                f"  (channel {peer.channel_packets}, indication {peer.indication_packets})\n"
+                f"  (ch {peer.channel_packets}, ind {peer.indication_packets})\n"
             )
         text.update(out)
 
