@@ -203,3 +203,10 @@ def test_unpadded_attributes_of_ms_turn_servers() -> None:
     assert [(a.type, a.offset, a.raw) for a in msg.attributes] == [
         (0x0009, 20, b"\x00\x00\x04\x01X"), (0x8022, 29, b"abcd"),
     ]
+
+
+def test_bytearray_and_memoryview_decode_like_bytes() -> None:
+    data = encode_message(0x001, 0, TXID, [SOFTWARE])
+    for view in (bytearray(data), memoryview(data)):
+        msg = _stun(view)  # type: ignore[arg-type]
+        assert msg == decode_message(data) and hash(msg.txid) == hash(TXID)

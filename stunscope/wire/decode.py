@@ -152,6 +152,8 @@ def decode_message(data: bytes) -> StunMessage | DecodeFailure:
     that is a multiple of 4 and matches the bytes exactly, and attributes that tile it. Anything
     else is a :class:`DecodeFailure` (see :data:`FAILURES`).
     """
+    if data.__class__ is not bytes:  # bytearray/memoryview: keep txid and raw hashable
+        data = bytes(data)
     size = len(data)
     if size < HEADER_LEN:
         return DecodeFailure(0, "short-header", f"{size} bytes, a STUN header needs 20")
@@ -296,6 +298,8 @@ def decode_channeldata(data: bytes, tcp: bool) -> ChannelData | DecodeFailure:
     pad = -length & 3
     if size == end and (not pad or not tcp):  # the common cases: exact, or UDP without padding
         return _new(ChannelData, (channel, length, data[4:end], (), not pad))
+    if size == end + pad and data[end:] == _ZERO_PAD[pad]:  # padded, as over TCP
+        return _new(ChannelData, (channel, length, data[4:end], (), True))
     padding = data[end:end + pad]
     padded = len(padding) == pad
     findings: list[str] = []
