@@ -8,26 +8,10 @@ Grammar (case-insensitive keywords)::
     term  := FIELD OP VALUE | WORD                   # a bare word is free text
 
 Operators: ``=`` (also ``==``), ``!=``, ``~`` (contains), ``<``, ``<=``, ``>``, ``>=``.
-Fields:
-
-==============  ==========================================================================
-``method``      method name or code: ``method=allocate``, ``method=0x003``
-``class``       ``request``, ``indication``, ``success``, ``error``
-``kind``        ``stun``, ``classic``, ``channeldata``, ``icmp``, ``undecodable``
-``outcome``     ``pending``, ``success``, ``error``, ``timeout``
-``addr``        source or destination, ``1.2.3.4`` or ``1.2.3.4:3478`` (``src``, ``dst``)
-``port``        source or destination port (``sport``, ``dport``)
-``txid``        transaction id, a hex prefix
-``error``       error code: ``error=401``, ``error>=400``
-``verdict``     a verdict code: the rows of its evidence frames
-``session``     an ICE session number (as in the ICE view)
-``alloc``       a TURN allocation number (as in the TURN view): client-server and relay-peer
-``frame``       frame number
-``user``        USERNAME
-``tunnel``      ``channeldata``, ``send``, ``data``
-``text``        free text in the label, addresses and summary (what a bare word does)
-``retx``        ``retx=1`` retransmissions only, ``retx=0`` none
-==============  ==========================================================================
+Fields are listed, with what they match, in :data:`FIELD_HELP` (the help screen shows it).
+A comparison on a STUN field (``method``, ``class``) holds for STUN messages only, so
+``class!=request`` keeps responses and indications while ``not class=request`` also keeps
+ChannelData.
 
 Examples: ``method=binding class=error``, ``addr=10.0.0.1 or port=3478``,
 ``verdict=ice-no-response``, ``not kind=channeldata``, ``401``.
@@ -59,9 +43,31 @@ _KINDS = {"stun": RowKind.STUN, "classic": RowKind.CLASSIC, "classic-stun": RowK
           "undecodable": RowKind.UNDECODABLE}
 _CLASSES = {c.label: c for c in MessageClass}
 _OUTCOMES = {o.name.lower(): o for o in Outcome}
-FIELDS = ("method", "class", "kind", "outcome", "addr", "src", "dst", "port", "sport", "dport",
-          "txid", "error", "verdict", "session", "alloc", "frame", "user", "tunnel", "text",
-          "retx")
+FIELD_HELP = {
+    "method": "method name or code: method=allocate, method=0x003",
+    "class": "request, indication, success, error",
+    "kind": "stun, classic, channeldata, icmp, undecodable",
+    "outcome": "pending, success, error, timeout (a request's fate)",
+    "addr": "source or destination: 10.0.0.1 or 10.0.0.1:3478",
+    "src": "source address (dst: destination)",
+    "dst": "destination address",
+    "port": "source or destination port (sport, dport)",
+    "sport": "source port",
+    "dport": "destination port",
+    "txid": "transaction id, a hex prefix",
+    "error": "error code: error=401, error>=400",
+    "verdict": "a verdict code: the rows of its evidence frames",
+    "session": "ICE session number, as in the ICE view",
+    "alloc": "TURN allocation number, as in the TURN view",
+    "frame": "frame number: frame>=100",
+    "user": "USERNAME: user=alice, user~ufrag",
+    "tunnel": "channeldata, send, data",
+    "text": "free text in label, addresses, summary (a bare word)",
+    "retx": "retx=1 retransmissions only, retx=0 none",
+}
+"""Every field and what it matches (one short line each, for the help screen)."""
+
+FIELDS = tuple(FIELD_HELP)
 
 
 class FilterError(ValueError):

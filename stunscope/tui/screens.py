@@ -10,32 +10,43 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from stunscope.tui import filter as filter_language
+from stunscope.tui.filter import FIELD_HELP
 
 KEYS = """\
-Views         1 timeline · 2 ladder · 3 ICE · 4 TURN · 5 verdicts   (mouse: click a tab)
-Move          ↑ ↓ j k, PgUp PgDn, Home End, mouse wheel and click
-Detail        Tab to the attribute tree: the hex dump highlights the attribute;  d hides it
-Filter        /  then an expression, Enter;  Esc clears the filter
-Search        s  then an expression: jumps to the next match;  n / N next / previous
-Go to         g  then a frame number
-Follow        f  the selected transaction;  F its ICE session, TURN allocation or flow
-              Enter in ICE / TURN / verdicts shows that session, allocation or evidence
-Fold          r  shows or folds retransmissions (folded: +N on the first request)
-Export        e  capture (pcapng) · ladder text · ladder Mermaid · screenshot SVG
-Other         T light/dark · ctrl+p command palette · ? this help · q quit
+1-5     views: timeline, ladder, ICE, TURN, verdicts (or click a tab)
+↑↓ j k  move; PgUp PgDn Home End; ← → scroll sideways; mouse
+Tab     to the attribute tree: the hex dump highlights the attribute
+d       hide or show the detail pane
+/       filter with an expression (below); Esc clears the filter
+s n N   search the next row matching an expression; next; previous
+g       go to a frame number
+f F     follow the transaction; its ICE session, allocation or flow
+Enter   in ICE / TURN / verdicts: that session, allocation, evidence
+r       fold or show retransmissions (folded: +N on the request)
+e       export: pcapng, ladder text, ladder Mermaid, SVG screenshot
+T       light or dark theme
+ctrl+p  command palette
+? q     this help; quit
+"""
+
+FILTER = """\
+field op value: = != ~ (contains) < <= > >=; and (or nothing), or,
+not, ( ); a bare word is free text. Examples:
+  method=binding class=error      addr=10.0.0.1 or port=3478
+  verdict=ice-no-response         not kind=channeldata      401
 """
 
 
 class HelpScreen(ModalScreen[None]):
-    """Keys, then the filter language (the docstring of the filter module)."""
+    """Keys, then the filter language and its fields."""
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1;
+        width: 76; max-width: 100%; height: 90%; border: thick $accent; background: $surface;
+        padding: 0 1;
     }
     """
 
@@ -44,7 +55,9 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("stunscope keys (Esc closes)", "bold"))
             yield Static(Text(KEYS))
             yield Static(Text("Filter language", "bold"))
-            yield Static(Text((filter_language.__doc__ or "").strip()))
+            yield Static(Text(FILTER))
+            fields = "\n".join(f"{name:<8}{what}" for name, what in FIELD_HELP.items())
+            yield Static(Text(fields))
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)
