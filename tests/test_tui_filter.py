@@ -132,10 +132,16 @@ def test_index_pairs_and_folds_retransmissions(unreachable: Loaded) -> None:
     first, *retransmissions = requests
     assert len(retransmissions) == 4 and index.retransmissions[first] == 4
     assert all(index.partner[r] == first for r in retransmissions)
-    assert index.outcome[first] == Outcome.TIMEOUT
+    assert index.outcome[first] == Outcome.ERROR  # every transmission drew an ICMP error
     assert first in unreachable.rows("method=binding", fold=True)
     assert not set(retransmissions) & set(unreachable.rows("method=binding", fold=True))
     assert unreachable.rows("retx=1") == retransmissions
+
+
+def test_unanswered_requests_time_out_and_icmp_errors_fail_them() -> None:
+    loaded = Loaded("unanswered.pcapng")
+    outcomes = [Outcome(loaded.index.outcome[r]) for r in loaded.rows("class=request", fold=True)]
+    assert outcomes == [Outcome.TIMEOUT, Outcome.ERROR]
 
 
 def test_index_pairs_responses_with_requests(turn: Loaded) -> None:

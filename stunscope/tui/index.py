@@ -103,6 +103,7 @@ class Row(NamedTuple):
 class _Pending(NamedTuple):
     row: int
     src: int
+    dst: int
     ts: float
 
 
@@ -135,6 +136,8 @@ class MessageIndex:
         self.usernames: list[str] = [""]
         self._username_ids: dict[str, int] = {"": 0}
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self._last_request: dict[tuple[int, int], int] = {}
+        """(source, destination) -> the last request row of that flow, for ICMP errors."""
         self._relayed: dict[tuple[int, int], int] = {}
         self._channel_peers: dict[tuple[int, int, int], int] = {}
         self.count = 0
@@ -197,7 +200,8 @@ class MessageIndex:
                 name = username(message)
                 if name:
                     user = self._username_ids.get(name) or self._username(name)
-                outcome, partner, flags, user = self._pair(row, src, event.ts, message, flags, user)
+                outcome, partner, flags, user = self._pair(row, src, dst, event.ts, message, flags,
+                                                          user)
                 if cls == MessageClass.ERROR:
                     code = error_code(message)
                     err = code[0] if code else 0
@@ -208,6 +212,7 @@ class MessageIndex:
         elif event.__class__ is Unreachable:
             kind = RowKind.UNREACHABLE
             outcome = Outcome.ERROR
+            self._unreachable(src, dst)
             data = f"{event.icmp} reported by {event.reporter}".encode()
         else:
             kind = RowKind.UNDECODABLE
@@ -261,13 +266,14 @@ class MessageIndex:
         return (relayed, peer) if to_server else (peer, relayed)
 
     def _pair(
-        self, row: int, src: int, ts: float, message: StunMessage, flags: int, user: int
+        self, row: int, src: int, dst: int, ts: float, message: StunMessage, flags: int,
+        user: int,
     ) -> tuple[Outcome, int, int, int]:
         """Pair ``message`` with a recent request; returns (outcome, partner, flags, user)."""
         pending = self._pending.get(message.txid)
         if message.cls == MessageClass.REQUEST:
             if pending is None:
-                self._remember(message.txid, _Pending(row, src, ts))
+                self._remember(message.txid, _Pending(row, src, dst, ts))
                 return Outcome.PENDING, -1, flags, user
             if pending.src == src:
                 first = pending.row
@@ -286,13 +292,30 @@ class MessageIndex:
 
     def _remember(self, txid: bytes, pending: _Pending) -> None:
         self._pending[txid] = pending
-        horizon = pending.ts - _TIMEOUT_S
+        self._age(pending.ts)
+        flow = (pending.src, pending.dst)
+        self._last_request.pop(flow, None)
+        self._last_request[flow] = pending.row
+        if len(self._last_request) > _WINDOW:
+            del self._last_request[next(iter(self._last_request))]
+
+    def _age(self, now: float) -> None:
+        """Forget requests older than the RFC 8489 retransmission span (they timed out) and
+        the oldest beyond the window, by the packet clock."""
+        horizon = now - _TIMEOUT_S
         while self._pending:
             oldest = next(iter(self._pending.values()))
             if len(self._pending) <= _WINDOW and oldest.ts >= horizon:
                 break
             self._pending.popitem(last=False)
             self._expire(oldest.row)
+
+    def _unreachable(self, src: int, dst: int) -> None:
+        """An ICMP error quotes the flow of a request: that request failed (RFC 8445 §7.2.5.2.1
+        treats it as a failed check; a client gives up the transaction)."""
+        row = self._last_request.get((src, dst))
+        if row is not None and self.outcome[row] in (Outcome.PENDING, Outcome.TIMEOUT):
+            self.outcome[row] = Outcome.ERROR
 
     def _expire(self, row: int) -> None:
         if self.outcome[row] == Outcome.PENDING:
@@ -306,7 +329,9 @@ class MessageIndex:
         self.publish()
 
     def publish(self) -> None:
-        """Flush the spool and make every appended row visible to readers."""
+        """Flush the spool and make every appended row visible to readers (requests older than
+        the retransmission span by the packet clock are marked as timed out first)."""
+        self._age(self.last_ts)
         self.spool.flush()
         self.count = len(self.frame)
 
