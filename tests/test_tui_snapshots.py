@@ -58,7 +58,7 @@ def test_timeline_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def
                         run_before=after_load())
 
 
-def test_hex_highlights_the_selected_attribute(snap_compare) -> None:  # type: ignore[no-untyped-def]
+def test_hex_highlights_the_attribute(snap_compare) -> None:  # type: ignore[no-untyped-def]
     keys = ("down", "down", "tab", *["down"] * 12)
     assert snap_compare(app_on("turn-udp.pcapng"), terminal_size=(120, 40),
                         run_before=after_load(*keys))

@@ -85,7 +85,7 @@ def test_open_turn_capture_browse_filter_and_quit(terminal) -> None:  # type: ig
     assert gone.returncode != 0, "q did not quit (the tmux session ends with the program)"
 
 
-def test_plain_file_argument_opens_the_tui_at_80x24(terminal) -> None:  # type: ignore[no-untyped-def]
+def test_plain_file_argument_opens_tui_at_80x24(terminal) -> None:  # type: ignore[no-untyped-def]
     path = CAPTURES / "ice-unreachable.pcapng"
     session = terminal(str(path), 80, 24)
     shown = wait_for(session, "q Quit")  # the footer fits at 80 columns

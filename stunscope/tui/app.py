@@ -64,7 +64,7 @@ from stunscope.wire.text import safe_text
 TABS = ("timeline", "ladder", "ice", "turn", "verdicts")
 
 _BAR_MODES = {
-    "filter": ("filter", "method=binding class=error · addr=10.0.0.1 · verdict=… · ? for help"),
+    "filter": ("filter", "method=binding class=error · addr=10.0.0.1 · verdict=… · ? help"),
     "search": ("search", "find the next row matching an expression (n / N repeat)"),
     "goto": ("frame #", "jump to a frame number"),
 }

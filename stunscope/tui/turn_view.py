@@ -135,7 +135,8 @@ class TurnView(Vertical):
                    "the cursor\n", "bold")
         for p in a.permissions:
             state = at_time(self.frame_time(p.installed_frame), p.expires_ts, self.now)
-            out.append(f"  {p.peer_ip:<15} {p.state:<8} refreshed {p.refreshes}×  cursor: {state}\n")
+            out.append(f"  {p.peer_ip:<15} {p.state:<8} refreshed {p.refreshes}×  "
+                       f"cursor: {state}\n")
         out.append(f"channels ({len(a.channels)})\n", "bold")
         for c in a.channels:
             state = at_time(self.frame_time(c.bound_frame), c.expires_ts, self.now)
