@@ -14,6 +14,7 @@ import pytest
 from stunscope.capture.events import MessageEvent
 from stunscope.capture.records import read_records
 from stunscope.capture.stream import open_events
+from stunscope.errors import CaptureError
 from stunscope.tui.app import StunscopeApp, open_file
 from stunscope.tui.detail import DetailTree
 from stunscope.tui.filter import compile_filter
@@ -338,3 +339,10 @@ async def test_detail_verifies_integrity_with_the_credentials_given() -> None:
         for row in (2, 3):  # the authenticated Allocate and its success response
             tree.show_row(row)
             assert "MESSAGE-INTEGRITY ok" in [c.label.plain for c in tree.root.children]
+
+
+def test_a_file_that_is_no_capture_fails_before_the_tui_opens(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("not a capture\n")
+    with pytest.raises(CaptureError, match="not a pcap or pcapng"):
+        open_file(bad)

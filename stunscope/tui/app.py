@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 from rich.text import Text
@@ -549,8 +550,14 @@ def open_file(
     path: str | os.PathLike[str], keyring: Keyring | None = None, sdp: Iterable[str | Path] = ()
 ) -> StunscopeApp:
     """The app over a capture file (pcap, pcapng, gzip); ``keyring`` and ``sdp`` (files with ICE
-    passwords and candidates) let the analysis and the detail pane verify MESSAGE-INTEGRITY."""
+    passwords and candidates) let the analysis and the detail pane verify MESSAGE-INTEGRITY.
+
+    Raises :class:`~stunscope.errors.CaptureError` when the file is not a capture at all."""
     source = file_source(os.fspath(path))
+    # Read the first record now: a file that is not a capture at all fails here, with the
+    # one-line CaptureError of the CLI, instead of opening an empty TUI.
+    first = next(source.records, None)
+    records = chain([first], source.records) if first is not None else iter(())
     name = Path(path).name
-    return StunscopeApp(source.records, title=f"stunscope: {name}", size=source.size,
+    return StunscopeApp(records, title=f"stunscope: {name}", size=source.size,
                         stem=Path(name).stem.split(".")[0], path=path, keyring=keyring, sdp=sdp)
