@@ -346,3 +346,54 @@ def test_a_file_that_is_no_capture_fails_before_the_tui_opens(tmp_path: Path) ->
     bad.write_text("not a capture\n")
     with pytest.raises(CaptureError, match="not a pcap or pcapng"):
         open_file(bad)
+
+
+@sync
+async def test_enter_unfolds_one_request_and_folds_it_back() -> None:
+    app = open_file(capture("ice-unreachable.pcapng"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        index = app.index
+        request = next(r for r in app.timeline.view.rows if index.retransmissions[r])
+        app.timeline.go_to_row(request)
+        folded = len(app.timeline.view)
+        await pilot.press("enter")
+        await loaded(app, pilot)
+        assert len(app.timeline.view) == folded + 4
+        assert app.timeline.current_row == request
+        retransmission = next(r for r in app.timeline.view.rows if index.partner[r] == request
+                              and r > request)
+        app.timeline.go_to_row(retransmission)
+        await pilot.press("enter")  # on a retransmission: fold back
+        await loaded(app, pilot)
+        assert len(app.timeline.view) == folded
+
+
+@sync
+async def test_mouse_click_selects_a_row_and_a_tab() -> None:
+    app = open_file(capture("turn-udp.pcapng"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await pilot.click("#timeline-list", offset=(10, 4))  # line 0 is the header
+        assert app.timeline.cursor == 3
+        await pilot.click("Tab#--content-tab-verdicts")
+        assert app.tab == "verdicts"
+
+
+@sync
+async def test_command_palette_exports_the_ladder(tmp_path: Path) -> None:
+    app = open_file(capture("binding.pcapng"))
+    app.export_dir = tmp_path
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"ladder as Mermaid")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if list(tmp_path.iterdir()):
+                break
+    (written,) = tmp_path.iterdir()
+    assert written.suffix == ".mmd"
+    assert written.read_text().startswith("sequenceDiagram\n")

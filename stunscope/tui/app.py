@@ -49,7 +49,7 @@ from stunscope.tui.export import AnyRecord, pick_records, unused_path, write_pca
 from stunscope.tui.filter import FilterError, Predicate, compile_filter
 from stunscope.tui.hexview import HexView
 from stunscope.tui.ice_view import IceView
-from stunscope.tui.index import MessageIndex
+from stunscope.tui.index import RETRANSMISSION, MessageIndex
 from stunscope.tui.ladder import Ladder
 from stunscope.tui.ladder_view import LadderView
 from stunscope.tui.loader import Loader, Progress, file_source
@@ -129,6 +129,8 @@ class StunscopeApp(App[None]):
         self.load_error: str | None = None
         self.done = False
         self.fold = True
+        self.unfolded: frozenset[int] = frozenset()
+        """First requests whose retransmissions are shown although the view folds them."""
         self.bar_mode = "filter"
         self.search_text = ""
         self._pending_view: RowView | None = None
@@ -348,7 +350,8 @@ class StunscopeApp(App[None]):
         except FilterError as exc:
             self.notify(str(exc), title="filter", severity="error")
             return False
-        self.show_view(RowView(self.index, predicate, fold=self.fold, expression=text))
+        self.show_view(RowView(self.index, predicate, fold=self.fold, expression=text,
+                               unfolded=self.unfolded))
         return True
 
     def show_view(self, view: RowView) -> None:
@@ -381,9 +384,19 @@ class StunscopeApp(App[None]):
 
     def action_toggle_retransmissions(self) -> None:
         self.fold = not self.fold
-        view = self.timeline.view
-        self.show_view(RowView(self.index, view.predicate, fold=self.fold,
-                               expression=view.expression))
+        self.unfolded = frozenset()
+        self.show_view(self.timeline.view.refolded(self.fold, self.unfolded))
+
+    def on_timeline_selected(self, message: Timeline.Selected) -> None:
+        """Enter on a request with retransmissions unfolds them under it (or folds them back);
+        on a retransmission, folds it back under its first request."""
+        index = self.index
+        row = message.row
+        first = index.partner[row] if index.flags[row] & RETRANSMISSION else row
+        if not self.fold or first < 0 or not index.retransmissions[first]:
+            return
+        self.unfolded = self.unfolded ^ {first}
+        self.show_view(self.timeline.view.refolded(self.fold, self.unfolded))
 
     def action_search(self, direction: int) -> None:
         if not self.search_text:
@@ -454,7 +467,7 @@ class StunscopeApp(App[None]):
         frames = set(message.frames)
         frame = self.index.frame
         view = RowView(self.index, lambda row: frame[row] in frames, fold=self.fold,
-                       expression=message.title)
+                       expression=message.title, unfolded=self.unfolded)
         self.show_view(view)
         self.action_tab("timeline")
 

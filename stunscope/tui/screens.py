@@ -23,6 +23,7 @@ g       go to a frame number
 f F     follow the transaction; its ICE session, allocation or flow
 Enter   in ICE / TURN / verdicts: that session, allocation, evidence
 r       fold or show retransmissions (folded: +N on the request)
+Enter   on a request with +N: unfold (fold) its retransmissions
 e       export: pcapng, ladder text, ladder Mermaid, SVG screenshot
 T       light or dark theme
 ctrl+p  command palette

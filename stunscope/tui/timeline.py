@@ -71,6 +71,7 @@ class Timeline(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "select", "Unfold", show=False),
         Binding("left,h", "scroll_left", "Left", show=False),
         Binding("right,l", "scroll_right", "Right", show=False),
     ]
@@ -82,6 +83,13 @@ class Timeline(ScrollView, can_focus=True):
         """The cursor moved to index row ``row`` (None when the view is empty)."""
 
         def __init__(self, row: int | None) -> None:
+            super().__init__()
+            self.row = row
+
+    class Selected(Message):
+        """Enter on index row ``row``."""
+
+        def __init__(self, row: int) -> None:
             super().__init__()
             self.row = row
 
@@ -158,6 +166,10 @@ class Timeline(ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         self.cursor += direction * max(1, self.scrollable_content_region.height - 2)
+
+    def action_select(self) -> None:
+        if self.current_row is not None:
+            self.post_message(self.Selected(self.current_row))
 
     def action_jump(self, where: int) -> None:
         self.cursor = len(self.view) - 1 if where < 0 else where

@@ -26,11 +26,14 @@ class RowView:
         *,
         fold: bool = True,
         expression: str = "",
+        unfolded: frozenset[int] = frozenset(),
     ) -> None:
         self.index = index
         self.predicate = predicate
         self.fold = fold
-        """Hide retransmitted requests (they are counted on their first request's row)."""
+        """Hide retransmitted requests (they are counted on their first request's row)..."""
+        self.unfolded = unfolded
+        """...except those of these first requests (unfolded one by one with Enter)."""
         self.expression = expression
         self.rows = array("I")
         self.scanned = 0
@@ -48,15 +51,17 @@ class RowView:
         """
         index = self.index
         flags = index.flags
+        partner = index.partner
         predicate = self.predicate
         fold = self.fold
+        unfolded = self.unfolded
         rows = self.rows
         before = len(rows)
         end = index.count
         while self.scanned < end:
             stop = min(end, self.scanned + chunk)
             for row in range(self.scanned, stop):
-                if fold and flags[row] & RETRANSMISSION:
+                if fold and flags[row] & RETRANSMISSION and partner[row] not in unfolded:
                     continue
                 if predicate is None or predicate(row):
                     rows.append(row)
@@ -64,6 +69,11 @@ class RowView:
             if cancelled is not None and cancelled():
                 break
         return len(rows) - before
+
+    def refolded(self, fold: bool, unfolded: frozenset[int]) -> RowView:
+        """The same filter with other folding (a new view, to be scanned)."""
+        return RowView(self.index, self.predicate, fold=fold, expression=self.expression,
+                       unfolded=unfolded)
 
     def position(self, row: int) -> int:
         """Where ``row`` is in the view, or where it would be (the next shown row)."""
