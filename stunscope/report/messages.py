@@ -39,7 +39,7 @@ from stunscope.wire.attributes import (
 )
 from stunscope.wire.integrity import Keyring, check_fingerprint, check_integrity
 from stunscope.wire.message import ChannelData, Endpoint, MessageClass, StunMessage
-from stunscope.wire.registry import ATTRIBUTES, attr_name, method_name
+from stunscope.wire.registry import ATTRIBUTES, METHODS, attr_name, method_name
 from stunscope.wire.text import safe_text
 
 __all__ = ["MessageFormatter", "event_line", "event_to_json", "message_json"]
@@ -86,6 +86,7 @@ _CACHEABLE_LEN = 64
 _CACHE_MAX = 4096
 """Decoded values kept per formatter (cleared when full): memory stays flat."""
 _CLASS_LABELS = {cls: cls.label for cls in MessageClass}
+_METHOD_NAMES = dict(METHODS)
 _ENDPOINT_TEXT_MAX = 65536
 _REQUEST_TTL_S = 64.0
 """Requests are forgotten 64 s (capture time) after they were first seen: a client gives up a
@@ -263,27 +264,30 @@ class MessageFormatter:
         text = self._endpoint_text
         cls = event.__class__
         if cls is MessageEvent:
-            msg = event.message
+            frame, ts, src, dst, transport, kind, msg, tunnel, peer, channel, _ = event
+            endpoints = self._endpoints
+            src_text = endpoints.get(src) or text(src)
+            dst_text = endpoints.get(dst) or text(dst)
             if msg.__class__ is ChannelData:
                 return {
-                    "frame": event.frame, "ts": event.ts, "src": text(event.src), "dst": text(event.dst),
-                    "transport": event.transport, "kind": "channeldata", "method": None, "class": None,
-                    "txid": None, "mapped": None, "relayed": None, "peers": [], "error_code": None,
-                    "fingerprint": None, "integrity": None, "channel": msg.channel,
-                    "tunnel": event.tunnel, "findings": list(msg.findings), "attributes": [],
-                    "length": msg.length, "rtt_ms": None, "peer": None,
+                    "frame": frame, "ts": ts, "src": src_text, "dst": dst_text, "transport": transport,
+                    "kind": "channeldata", "method": None, "class": None, "txid": None, "mapped": None,
+                    "relayed": None, "peers": [], "error_code": None, "fingerprint": None,
+                    "integrity": None, "channel": msg.channel, "tunnel": tunnel,
+                    "findings": list(msg.findings), "attributes": [], "length": msg.length,
+                    "rtt_ms": None, "peer": None,
                 }
             rtt, username, realm = self._track(event, msg)
             mapped, relayed, peers, err, fingerprint, integrity, attributes = _summarize(
                 msg, self.keyring, username, realm, self._values)
             return {
-                "frame": event.frame, "ts": event.ts, "src": text(event.src), "dst": text(event.dst),
-                "transport": event.transport, "kind": event.kind, "method": method_name(msg.method),
+                "frame": frame, "ts": ts, "src": src_text, "dst": dst_text, "transport": transport,
+                "kind": kind, "method": _METHOD_NAMES.get(msg.method) or method_name(msg.method),
                 "class": _CLASS_LABELS[msg.cls], "txid": msg.txid.hex(), "mapped": mapped, "relayed": relayed,
                 "peers": peers, "error_code": err, "fingerprint": fingerprint, "integrity": integrity,
-                "channel": event.channel, "tunnel": event.tunnel, "findings": list(msg.findings),
+                "channel": channel, "tunnel": tunnel, "findings": list(msg.findings),
                 "attributes": attributes, "length": msg.length, "rtt_ms": rtt,
-                "peer": str(event.peer) if event.peer is not None else None,
+                "peer": str(peer) if peer is not None else None,
             }
         if cls is Undecodable:
             failure = event.failure
