@@ -40,6 +40,7 @@ class Ladder:
         self.names = names
         self.column_width = max([24] + [len(n) + 4 for n in names])
         self.origin = index.ts[rows[0]] if len(rows) else 0.0
+        self._header: str | None = None
 
     @property
     def width(self) -> int:
@@ -63,12 +64,14 @@ class Ladder:
         return min(a, b), max(max(a, b), min(a, b) + 2 + len(self.label(row)))
 
     def header(self) -> str:
-        """Endpoint names centred over their lifelines."""
-        chars = [" "] * self.width
-        for column, name in enumerate(self.names):
-            start = max(0, self.center(column) - len(name) // 2)
-            chars[start:start + len(name)] = name
-        return "".join(chars)[: self.width]
+        """Endpoint names centred over their lifelines (built once)."""
+        if self._header is None:
+            chars = [" "] * self.width
+            for column, name in enumerate(self.names):
+                start = max(0, self.center(column) - len(name) // 2)
+                chars[start:start + len(name)] = name
+            self._header = "".join(chars)[: self.width]
+        return self._header
 
     def style_key(self, row: int) -> str:
         """``success``, ``error``, ``timeout``, ``pending``, ``indication``, ``retransmission``."""
@@ -97,29 +100,35 @@ class Ladder:
             text += f" [{tunnel}]"
         return text
 
-    def line(self, y: int) -> list[tuple[str, str]]:
-        """Line ``y`` (0-based, below the header) as ``(text, style key)`` runs."""
+    def line(self, y: int, start: int = 0, end: int | None = None) -> list[tuple[str, str]]:
+        """Cells ``start`` to ``end`` (default: all) of line ``y`` (0-based, below the header)
+        as ``(text, style key)`` runs; only those cells are built, however wide the ladder."""
+        end = self.width if end is None else min(end, self.width)
+        if end <= start:
+            return []
         row = self.rows[y // 2]
         index = self.index
         key = self.style_key(row)
-        chars = [" "] * self.width
-        marks = [LIFELINE] * self.width
-        for column in range(len(self.columns)):
-            chars[self.center(column)] = "│"
+        window = _Window(start, end)
+        width = self.column_width
+        first = max(0, (start - MARGIN) // width - 1)
+        last = min(len(self.columns), (end - MARGIN) // width + 1)
+        for column in range(first, last):
+            window.put(self.center(column), "│", LIFELINE)
         a = self.center(self._column_of[index.src[row]])
         b = self.center(self._column_of[index.dst[row]])
         lo, hi = min(a, b), max(a, b)
         if y % 2 == 0:
             stamp = f"{index.ts[row] - self.origin:>{MARGIN - 1}.6f}"[: MARGIN - 1]
-            text = self.label(row) if a != b else f"↺ {self.label(row)}"
-            _put(chars, marks, 0, stamp, key)
-            _put(chars, marks, lo + 2, text[: max(0, self.width - lo - 2)], key)
+            window.put(0, stamp, key)
+            window.put(lo + 2, self.label(row) if a != b else f"↺ {self.label(row)}", key)
         elif a != b:
             dash = "╌" if key == "retransmission" else "─"
-            body = dash * (hi - lo - 1)
-            arrow = body[:-1] + "▶" if b > a else "◀" + body[1:]
-            _put(chars, marks, lo + 1, arrow, key)
-        return _runs(chars, marks)
+            window.put(lo + 1, "◀" if b < a else dash, key)
+            window.fill(lo + 2, hi, dash, key)
+            if b > a:
+                window.put(hi - 1, "▶", key)
+        return window.runs()
 
     def text_lines(self) -> Iterator[str]:
         """The whole ladder as plain text (header first), for the text export."""
@@ -150,21 +159,38 @@ class Ladder:
             yield f"    P{a}{arrow}P{b}: {_mermaid_text(self.label(row))} @{at:.3f}s"
 
 
-def _put(chars: list[str], marks: list[str], x: int, text: str, key: str) -> None:
-    end = min(len(chars), x + len(text))
-    for i in range(x, end):
-        chars[i] = text[i - x]
-        marks[i] = key
+class _Window:
+    """The cells ``start`` to ``end`` of one ladder line, with a style key per cell."""
 
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.chars = [" "] * (end - start)
+        self.marks = [LIFELINE] * (end - start)
 
-def _runs(chars: list[str], marks: list[str]) -> list[tuple[str, str]]:
-    runs: list[tuple[str, str]] = []
-    start = 0
-    for i in range(1, len(chars) + 1):
-        if i == len(chars) or marks[i] != marks[start]:
-            runs.append(("".join(chars[start:i]), marks[start]))
-            start = i
-    return runs
+    def put(self, x: int, text: str, key: str) -> None:
+        """Write ``text`` from cell ``x`` on, clipped to the window."""
+        for i in range(max(x, self.start), min(x + len(text), self.start + len(self.chars))):
+            self.chars[i - self.start] = text[i - x]
+            self.marks[i - self.start] = key
+
+    def fill(self, x: int, stop: int, char: str, key: str) -> None:
+        """Cells ``x`` to ``stop`` (excluded) become ``char``, clipped to the window."""
+        lo = max(x, self.start) - self.start
+        hi = min(stop, self.start + len(self.chars)) - self.start
+        if hi > lo:
+            self.chars[lo:hi] = char * (hi - lo)
+            self.marks[lo:hi] = [key] * (hi - lo)
+
+    def runs(self) -> list[tuple[str, str]]:
+        """``(text, key)`` for each stretch of cells with the same key."""
+        runs: list[tuple[str, str]] = []
+        begin = 0
+        marks = self.marks
+        for i in range(1, len(marks) + 1):
+            if i == len(marks) or marks[i] != marks[begin]:
+                runs.append(("".join(self.chars[begin:i]), marks[begin]))
+                begin = i
+        return runs
 
 
 def _mermaid_text(text: str) -> str:

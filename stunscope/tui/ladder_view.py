@@ -7,6 +7,7 @@ timeline's cursor is marked, and moving here moves the timeline's cursor (they s
 from __future__ import annotations
 
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -59,6 +60,7 @@ class LadderView(ScrollView, can_focus=True):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.ladder: Ladder | None = None
         self.position = 0
+        self._styles: dict[str, Style] = {}
 
     def show(self, ladder: Ladder, position: int) -> None:
         """Draw ``ladder`` with the message at ``position`` marked and in view."""
@@ -103,31 +105,49 @@ class LadderView(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = max(1, self.size.width)
         ladder = self.ladder
+        base = self._style("")
         if ladder is None:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         scroll_x, scroll_y = self.scroll_offset
-        base = self.rich_style
+        # The time column stays put; the lifelines scroll sideways under it.
+        window = (MARGIN + scroll_x, scroll_x + width)
         if y == 0:
-            style = base + self.get_component_rich_style("ladder--header")
-            strip = Strip([Segment(ladder.header(), style)])
+            header = ladder.header()
+            text = header[:MARGIN] + header[window[0]:window[1]]
+            strip = Strip([Segment(text, self._style("ladder--header"))])
         else:
             line = scroll_y + y - 1
             if line >= ladder.height:
                 return Strip.blank(width, base)
             cursor = line // 2 == self.position
-            extra = self.get_component_rich_style("ladder--cursor") if cursor else None
             segments = []
-            for text, key in ladder.line(line):
-                style = base + self.get_component_rich_style(
-                    "ladder--lifeline" if key == LIFELINE else f"ladder--{key}"
-                )
-                segments.append(Segment(text, style + extra if extra else style))
+            for start, end in ((0, MARGIN), window):
+                for text, key in ladder.line(line, start, end):
+                    name = "ladder--lifeline" if key == LIFELINE else f"ladder--{key}"
+                    style = self._style(name)
+                    if cursor:
+                        style += self._style("ladder--cursor")
+                    segments.append(Segment(text, style))
             strip = Strip(segments)
-        # The time column stays put; the lifelines scroll sideways under it.
-        strip = strip.extend_cell_length(MARGIN + scroll_x + width, base)
-        fixed = strip.crop(0, MARGIN)
-        return Strip.join([fixed, strip.crop(MARGIN + scroll_x, scroll_x + width)])
+        return strip.extend_cell_length(width, base).crop(0, width)
+
+    def _style(self, name: str) -> Style:
+        """The widget style plus component class ``name`` (cached until the theme changes)."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self.rich_style
+            if name:
+                style += self.get_component_rich_style(name)
+            self._styles[name] = style
+        return style
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles.clear()
         self.refresh()
+
+    def on_focus(self) -> None:
+        self._styles.clear()
+
+    def on_blur(self) -> None:
+        self._styles.clear()
