@@ -231,8 +231,10 @@ class StunscopeApp(App[None]):
                 timeline.grew(added)
                 if not self.loader.first_shown.is_set():
                     self.call_after_refresh(self.loader.first_shown.set)
-                if self.tab == "ladder":
-                    self._show_ladder()
+                ladder = self.query_one(LadderView)
+                if self.tab == "ladder" and ladder.ladder is not None:
+                    ladder.ladder.extend()
+                    ladder.grew()
         self._status()
 
     def _status(self) -> None:

@@ -29,18 +29,35 @@ class Ladder:
     def __init__(self, index: MessageIndex, rows: Sequence[int]) -> None:
         self.index = index
         self.rows = rows
+        """The view's rows; the ladder follows it as it grows (see :meth:`extend`)."""
         self.columns: list[int] = []
+        self.names: list[str] = []
+        self.column_width = 24
+        self.origin = 0.0
         self._column_of: dict[int, int] = {}
-        for row in rows:
-            for endpoint in (index.src[row], index.dst[row]):
-                if endpoint not in self._column_of:
-                    self._column_of[endpoint] = len(self.columns)
-                    self.columns.append(endpoint)
-        names = [str(index.endpoints[e]) for e in self.columns]
-        self.names = names
-        self.column_width = max([24] + [len(n) + 4 for n in names])
-        self.origin = index.ts[rows[0]] if len(rows) else 0.0
+        self._scanned = 0
         self._header: str | None = None
+        self.extend()
+
+    def extend(self) -> None:
+        """Take in the rows appended to ``rows`` since the last call (new endpoints get
+        columns on the right, so what is drawn already does not move)."""
+        index = self.index
+        rows = self.rows
+        if self._scanned == 0 and len(rows):
+            self.origin = index.ts[rows[0]]
+        column_of = self._column_of
+        for position in range(self._scanned, len(rows)):
+            row = rows[position]
+            for endpoint in (index.src[row], index.dst[row]):
+                if endpoint not in column_of:
+                    column_of[endpoint] = len(self.columns)
+                    self.columns.append(endpoint)
+                    name = str(index.endpoints[endpoint])
+                    self.names.append(name)
+                    self.column_width = max(self.column_width, len(name) + 4)
+                    self._header = None
+        self._scanned = len(rows)
 
     @property
     def width(self) -> int:

@@ -16,6 +16,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from stunscope.tui.ladder import LIFELINE, MARGIN, Ladder
+from stunscope.tui.scrolling import set_virtual_size
 
 
 class LadderView(ScrollView, can_focus=True):
@@ -28,7 +29,7 @@ class LadderView(ScrollView, can_focus=True):
     }
 
     DEFAULT_CSS = """
-    LadderView { height: 1fr; }
+    LadderView { height: 1fr; overflow-y: scroll; }
     LadderView > .ladder--header { text-style: bold; background: $panel; }
     LadderView > .ladder--lifeline { color: $foreground-muted; }
     LadderView > .ladder--cursor { background: $accent 30%; }
@@ -68,6 +69,12 @@ class LadderView(ScrollView, can_focus=True):
         self.position = position
         self.virtual_size = Size(ladder.width, ladder.height + 1)
         self.call_after_refresh(self.mark, position)  # scroll once the new size is laid out
+
+    def grew(self) -> None:
+        """The ladder took in more rows: resize and repaint (no layout pass)."""
+        if self.ladder is not None:
+            set_virtual_size(self, Size(self.ladder.width, self.ladder.height + 1))
+            self.refresh()
 
     def mark(self, position: int) -> None:
         """Mark the message at ``position`` and scroll it into view (both ways)."""
