@@ -397,3 +397,17 @@ async def test_command_palette_exports_the_ladder(tmp_path: Path) -> None:
     (written,) = tmp_path.iterdir()
     assert written.suffix == ".mmd"
     assert written.read_text().startswith("sequenceDiagram\n")
+
+
+@sync
+async def test_follow_from_a_send_indication_finds_its_allocation() -> None:
+    app = open_file(capture("turn-udp.pcapng"))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        index = app.index
+        send = next(r for r in range(index.count) if row_label(index, r) == "Send indication")
+        app.timeline.go_to_row(send)
+        await pilot.press("F")
+        await loaded(app, pilot)
+        assert app.timeline.view.expression.startswith("alloc=")
+        assert send in app.timeline.view.rows

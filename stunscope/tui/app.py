@@ -43,7 +43,7 @@ from stunscope.analysis.results import Analysis
 from stunscope.capture.events import Event
 from stunscope.capture.records import Record, read_records
 from stunscope.errors import StunscopeError
-from stunscope.tui.context import AnalysisContext, session_usernames
+from stunscope.tui.context import AnalysisContext, allocation_endpoints, session_usernames
 from stunscope.tui.detail import DetailTree
 from stunscope.tui.export import AnyRecord, pick_records, unused_path, write_pcapng
 from stunscope.tui.filter import FilterError, Predicate, compile_filter
@@ -455,7 +455,7 @@ class StunscopeApp(App[None]):
                     return
             ends = {str(index.endpoints[index.src[row]]), str(index.endpoints[index.dst[row]])}
             for number, allocation in enumerate(analysis.allocations, 1):
-                if {allocation.client, allocation.server} == ends:
+                if ends <= allocation_endpoints(allocation):  # client-server or relay-peer
                     self.apply_filter(f"alloc={number}")
                     return
         src, dst = index.endpoints[index.src[row]], index.endpoints[index.dst[row]]
