@@ -136,6 +136,7 @@ class StunscopeApp(App[None]):
         self._pending_view: RowView | None = None
         self._seen_count = -1
         self._status_text = ""
+        self._searching = False
         self._detail_row: int | None = None
         self._detail_timer: Timer | None = None
         self.timeline: Timeline
@@ -247,6 +248,8 @@ class StunscopeApp(App[None]):
             parts.append("retx shown")
         if self._pending_view is not None:
             parts.append("filtering…")
+        if self._searching:
+            parts.append("searching…")
         if self.live:
             parts.append("● live")
         elif not progress.done and progress.fraction is not None:
@@ -409,6 +412,7 @@ class StunscopeApp(App[None]):
         except FilterError as exc:
             self.notify(str(exc), title="search", severity="error")
             return
+        self._searching = True
         self._find(predicate, direction, self.timeline.cursor)
 
     @work(thread=True, exclusive=True, group="search")
@@ -420,9 +424,16 @@ class StunscopeApp(App[None]):
             if n % 4096 == 0 and worker.is_cancelled:
                 return
             if predicate(view[position]):
-                self.call_from_thread(setattr, self.timeline, "cursor", position)
+                self.call_from_thread(self._found, position)
                 return
-        self.call_from_thread(self.notify, f"no more matches for {self.search_text!r}")
+        self.call_from_thread(self._found, None)
+
+    def _found(self, position: int | None) -> None:
+        self._searching = False
+        if position is None:
+            self.notify(f"no more matches for {self.search_text!r}")
+        else:
+            self.timeline.cursor = position
 
     def go_to_frame(self, frame: int) -> None:
         """Put the cursor on ``frame`` (or the next shown row)."""

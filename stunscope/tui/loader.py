@@ -133,7 +133,9 @@ class Loader:
 
     def progress(self, done: bool = False) -> Progress:
         """Where loading stands (read by the UI's refresh timer; cheap)."""
-        return Progress(self.index.count, self.frames, self._fraction(done), done, None, None)
+        index = self.index
+        frames = self.frames or (index.frame[index.count - 1] if index.count else 0)
+        return Progress(index.count, frames, self._fraction(done), done, None, None)
 
     def run(self, report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> None:
         """Read everything (or until ``cancelled()``), publishing rows every ``interval`` seconds
