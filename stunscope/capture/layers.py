@@ -88,6 +88,8 @@ _FAST_UDP4 = {
     228: (struct.Struct("!0s" + _IPV4_UDP).unpack_from, 0, (b"",)),
 }
 """Link type -> (unpack of link tag + IPv4 + UDP headers, IP offset, tags meaning IPv4)."""
+FAST_UDP4 = _FAST_UDP4
+"""The same table for :mod:`stunscope.capture.stream`, which inlines this fast path."""
 _UDP_HEAD = struct.Struct("!HHH").unpack_from
 _TCP_HEAD = struct.Struct("!HHIIH").unpack_from
 _PORTS = struct.Struct("!HH").unpack_from

@@ -20,7 +20,7 @@ from pathlib import Path
 from stunscope.capture.channels import CHANNEL_BIND, BoundChannels
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
 from stunscope.capture.fragments import FragmentTable
-from stunscope.capture.layers import UDP, IcmpQuote, Transport, decode_frame
+from stunscope.capture.layers import FAST_UDP4, UDP, IcmpQuote, Transport, decode_frame
 from stunscope.capture.records import Record, new, read_records
 from stunscope.capture.stats import CaptureStats
 from stunscope.capture.tcp import TcpReassembler
@@ -28,9 +28,9 @@ from stunscope.wire.attributes import data as data_attribute
 from stunscope.wire.attributes import xor_peers
 from stunscope.wire.decode import decode_channeldata, decode_message, decode_ms_turn_mux
 from stunscope.wire.demux import classify
-from stunscope.wire.message import DecodeFailure, Endpoint, MessageClass, StunMessage
+from stunscope.wire.message import ChannelData, DecodeFailure, Endpoint, MessageClass, StunMessage
 
-__all__ = ["CaptureStats", "iter_events", "open_events"]
+__all__ = ["CaptureStats", "Demux", "iter_events", "open_events"]
 
 _STUN_KINDS = frozenset({"stun", "classic-stun"})
 _MESSAGE_KINDS = frozenset({"stun", "classic-stun", "channeldata", "ms-turn-mux"})
@@ -41,9 +41,24 @@ _TUNNELS = {_SEND: "send", _DATA: "data"}
 _ENDPOINT_CACHE_MAX = 65536
 
 
-def open_events(path: str | Path, stats: CaptureStats | None = None) -> Iterator[Event]:
-    """Events of a capture file: ``iter_events(read_records(path), stats=stats)``."""
+def open_events(path: str | Path, stats: CaptureStats | None = None, *, parallel: bool | None = False) -> Iterator[Event]:
+    """Events of a capture file: ``iter_events(read_records(path), stats=stats)``.
+
+    ``parallel`` None splits the work over two processes when it pays (a regular file of at
+    least :data:`PARALLEL_MIN_BYTES` and two CPUs), True whenever the file is a regular file;
+    the events, their order, the stats and the errors are the same either way (see
+    :mod:`stunscope.capture.pipeline`).
+    """
+    if parallel is not False:
+        from stunscope.capture import pipeline
+
+        if pipeline.worth_it(path, force=parallel is True):
+            return pipeline.open_events_parallel(path, stats)
     return iter_events(read_records(path), stats=stats)
+
+
+PARALLEL_MIN_BYTES = 32 << 20
+"""Smallest file that ``open_events(parallel=None)`` reads with a second process."""
 
 
 def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None) -> Iterator[Event]:
@@ -52,41 +67,102 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
     if stats is None:
         stats = CaptureStats()
     kinds = stats.kinds
-    fragments = FragmentTable(stats)
-    tcp = TcpReassembler(stats)
-    endpoint = _endpoint_cache()
-    channels = BoundChannels()
-    payload_events = _PayloadDecoder(stats, channels).events
+    demux = Demux(stats)
+    endpoint = demux.endpoint
+    udp_events = demux.udp
+    frame_events = demux.frame
+    fast_udp4 = FAST_UDP4.get
     for frame, ts, linktype, data, orig_len in records:
         stats.frames += 1
         stats.bytes += orig_len
-        if orig_len > len(data):
+        size = len(data)
+        if orig_len > size:
             stats.truncated += 1
-        unwrapped = decode_frame(linktype, data, ts, fragments)
+        fast = fast_udp4(linktype)
+        if fast is not None and size >= fast[1] + 28:
+            # Ethernet/IPv4/UDP in one unpack (as decode_frame does); media is counted from its
+            # first bytes without a payload copy, plain ChannelData becomes its event here.
+            unpack, ip, tags = fast
+            tag, vihl, total, frag, proto, src_ip, dst_ip, sport, dport, length = unpack(data)
+            if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size:
+                start = ip + 28
+                if length >= 16:
+                    first = data[start]
+                    if 128 <= first < 192:  # RTP/RTCP (RFC 7983 §7, RFC 5761 §4): demux.classify inline
+                        kinds["rtcp" if 192 <= data[start + 1] <= 223 else "rtp" if length >= 20 else "other"] += 1
+                        continue
+                    if 64 <= first < 80:  # ChannelData (RFC 8656 §12.4) of exactly its length, not carrying STUN
+                        clen = (data[start + 2] << 8) | data[start + 3]
+                        if clen + 12 == length and (clen == 0 or data[start + 4] >= 0x40):
+                            kinds["channeldata"] += 1
+                            stats.messages += 1
+                            cd = new(ChannelData, ((first << 8) | data[start + 1], clen, data[start + 4 : start + 4 + clen], (), not clen & 3))
+                            yield new(MessageEvent, (frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", "channeldata", cd, None, None, cd.channel, 0))
+                            continue
+                payload = data[start : ip + 20 + length]
+                events = udp_events(frame, ts, src_ip, sport, dst_ip, dport, payload, classify(payload))
+                if events:
+                    yield from events
+                continue
+        events = frame_events(frame, ts, linktype, data)
+        if events:
+            yield from events
+
+
+_NO_EVENTS: list[Event] = []
+
+
+class Demux:
+    """The state of one event stream below the record: IP fragments, TCP directions, bound
+    channels, shared endpoints. :func:`iter_events` drives it; so does the decoding side of
+    :mod:`stunscope.capture.pipeline`, which gets frames and UDP payloads from another process."""
+
+    __slots__ = ("stats", "kinds", "fragments", "tcp", "endpoint", "channels", "payload_events")
+
+    def __init__(self, stats: CaptureStats) -> None:
+        self.stats = stats
+        self.kinds = stats.kinds
+        self.fragments = FragmentTable(stats)
+        self.tcp = TcpReassembler(stats)
+        self.endpoint = _endpoint_cache()
+        self.channels = BoundChannels()
+        self.payload_events = _PayloadDecoder(stats, self.channels).events
+
+    def udp(self, frame: int, ts: float, src_ip: bytes, sport: int, dst_ip: bytes, dport: int, payload: bytes, kind: str) -> list[Event]:
+        """The events of one UDP payload that :func:`classify` labelled ``kind`` (counted here)."""
+        endpoint = self.endpoint
+        if kind not in _MESSAGE_KINDS:
+            channels = self.channels
+            if kind != "quic" or not channels or not channels.is_bound(endpoint(src_ip, sport), endpoint(dst_ip, dport), payload):
+                self.kinds[kind] += 1
+                return _NO_EVENTS
+            kind = "channeldata"  # a channel above 0x4FFF that a ChannelBind bound
+        self.kinds[kind] += 1
+        return self.payload_events(frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", kind, payload, 0)
+
+    def frame(self, frame: int, ts: float, linktype: int, data: bytes) -> list[Event]:
+        """The events of one frame through :func:`decode_frame` (frame counters not touched)."""
+        unwrapped = decode_frame(linktype, data, ts, self.fragments)
         cls = unwrapped.__class__
+        kinds = self.kinds
+        endpoint = self.endpoint
         if cls is Transport:
             proto, src_ip, dst_ip, sport, dport, payload, seq, flags = unwrapped
             if proto == UDP:
-                kind = classify(payload)
-                if kind not in _MESSAGE_KINDS:
-                    if kind != "quic" or not channels or not channels.is_bound(endpoint(src_ip, sport), endpoint(dst_ip, dport), payload):
-                        kinds[kind] += 1
-                        continue
-                    kind = "channeldata"  # a channel above 0x4FFF that a ChannelBind bound
-                kinds[kind] += 1
-                yield from payload_events(frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", kind, payload, 0)
-                continue
+                return self.udp(frame, ts, src_ip, sport, dst_ip, dport, payload, classify(payload))
+            tcp = self.tcp
             key = (src_ip, sport, dst_ip, dport)
             messages = tcp.segment(key, seq, flags, payload)
             if messages is None:
                 if payload:
                     kinds["tcp-other"] += 1
-                continue
+                return _NO_EVENTS
             if not messages:
-                continue
+                return _NO_EVENTS
             src = endpoint(src_ip, sport)
             dst = endpoint(dst_ip, dport)
             events: list[Event] = []
+            payload_events = self.payload_events
             for message in messages:
                 kind = classify(message)
                 kinds[kind] += 1
@@ -94,11 +170,11 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
                     events += payload_events(frame, ts, src, dst, "tcp", kind, message, len(events))
             if _binds_connection(events):
                 tcp.passthrough(key)
-            yield from events
-        elif cls is IcmpQuote:
-            stats.unreachable += 1
+            return events
+        if cls is IcmpQuote:
+            self.stats.unreachable += 1
             kinds["icmp-error"] += 1
-            yield Unreachable(
+            return [Unreachable(
                 frame,
                 ts,
                 endpoint(unwrapped.reporter, 0).ip,
@@ -106,9 +182,9 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
                 endpoint(unwrapped.dst, unwrapped.dport),
                 "udp" if unwrapped.proto == UDP else "tcp",
                 unwrapped.icmp,
-            )
-        else:
-            kinds[unwrapped] += 1
+            )]
+        kinds[unwrapped] += 1
+        return _NO_EVENTS
 
 
 class _PayloadDecoder:
