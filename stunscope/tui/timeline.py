@@ -243,7 +243,7 @@ class Timeline(ScrollView, can_focus=True):
         dst = str(index.endpoints[index.dst[row]])
         retransmission = bool(index.flags[row] & RETRANSMISSION)
         label = ("↻ " if retransmission else "") + row_label(index, row, short=not delta)
-        text += f"{_fit(src, address)} → {_fit(dst, address)} {_fit(label, label_width)} "
+        text += f"{_fit(src, address)} → {_fit(dst, address)} {_fit_label(label, label_width)} "
         text += self.summaries(row)
         style = self._style(self._style_class(row, retransmission))
         if position == self.cursor:
@@ -274,6 +274,14 @@ class Timeline(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._resize()
+
+
+def _fit_label(label: str, width: int) -> str:
+    """A ``Method class`` label fitted to ``width``, cutting the method, never the class."""
+    if len(label) <= width or " " not in label:
+        return _fit(label, width)
+    method, cls = label.rsplit(" ", 1)
+    return f"{method[: max(1, width - len(cls) - 2)]}… {cls}".ljust(width)
 
 
 def _fit(text: str, width: int) -> str:
