@@ -51,7 +51,8 @@ class IceView(Vertical):
         self.sessions: tuple[IceSession, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Static("ICE sessions (Enter: follow in the timeline)", classes="caption")
+        yield Static("ICE sessions: waiting for the analysis", classes="caption",
+                     id="ice-caption")
         sessions = DataTable(id="ice-sessions", cursor_type="row", zebra_stripes=True)
         sessions.add_columns("#", "local ufrag", "remote ufrag", "role", "state", "pairs",
                              "selected pair", "consent", "conflicts")
@@ -75,6 +76,9 @@ class IceView(Vertical):
         table = self.query_one("#ice-sessions", DataTable)
         keep = table.cursor_row
         self.sessions = analysis.ice
+        caption = f"ICE sessions ({len(self.sessions)}; Enter: follow in the timeline)" \
+            if self.sessions else "no ICE session in this capture (no Binding with USERNAME)"
+        self.query_one("#ice-caption", Static).update(Text(caption))
         table.clear()
         for number, session in enumerate(analysis.ice, 1):
             role = None if session.controlling is None else (

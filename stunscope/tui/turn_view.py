@@ -67,7 +67,8 @@ class TurnView(Vertical):
         self.now: float | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("TURN allocations (Enter: follow in the timeline)", classes="caption")
+        yield Static("TURN allocations: waiting for the analysis", classes="caption",
+                     id="turn-allocations-caption")
         table = DataTable(id="turn-allocations", cursor_type="row", zebra_stripes=True)
         table.add_columns("#", "client", "server", "relayed", "mapped", "life s", "state",
                           "perms", "chans")
@@ -86,6 +87,9 @@ class TurnView(Vertical):
     def update_analysis(self, analysis: Analysis) -> None:
         """Refill from a new analysis snapshot."""
         self.allocations = analysis.allocations
+        caption = f"TURN allocations ({len(self.allocations)}; Enter: follow in the timeline)" \
+            if self.allocations else "no TURN allocation in this capture"
+        self.query_one("#turn-allocations-caption", Static).update(Text(caption))
         self._refill()
 
     def set_time(self, now: float | None) -> None:

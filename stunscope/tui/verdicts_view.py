@@ -3,6 +3,7 @@ frames in the timeline (the filter ``verdict=CODE``)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -34,7 +35,8 @@ class VerdictsView(Vertical):
         self.verdicts: list[Verdict] = []
 
     def compose(self) -> ComposeResult:
-        yield Static("verdicts (Enter: show the evidence frames)", classes="caption")
+        yield Static("verdicts: waiting for the analysis", classes="caption",
+                     id="verdicts-caption")
         table = DataTable(id="verdicts", cursor_type="row", zebra_stripes=True)
         table.add_columns("severity", "code", "n", "subject", "frames", "what happened")
         yield table
@@ -43,6 +45,9 @@ class VerdictsView(Vertical):
         """Refill from a new analysis snapshot."""
         order = {s: i for i, s in enumerate(SEVERITIES)}
         self.verdicts = sorted(analysis.verdicts, key=lambda v: order.get(v.severity, 99))
+        caption = f"verdicts ({len(self.verdicts)}; Enter: show the evidence frames)" \
+            if self.verdicts else "no verdict: nothing looks wrong in this capture"
+        self.query_one("#verdicts-caption", Static).update(Text(caption))
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()
