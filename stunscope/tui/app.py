@@ -137,6 +137,7 @@ class StunscopeApp(App[None]):
         self._seen_count = -1
         self._status_text = ""
         self._searching = False
+        self._analysis_shown: dict[str, Analysis] = {}
         self._detail_row: int | None = None
         self._detail_timer: Timer | None = None
         self.timeline: Timeline
@@ -216,10 +217,17 @@ class StunscopeApp(App[None]):
             self.notify(progress.error, title="capture damaged", severity="error", timeout=10)
         if progress.analysis is not None:
             self.analysis = progress.analysis
-            self.query_one(IceView).update_analysis(progress.analysis)
-            self.query_one(TurnView).update_analysis(progress.analysis)
-            self.query_one(VerdictsView).update_analysis(progress.analysis)
+            self._show_analysis(self.tab)
         self._poll()
+
+    def _show_analysis(self, tab: str) -> None:
+        """Give the latest analysis to the ICE, TURN or verdicts view if it is ``tab`` (the
+        hidden ones get it when entered: a live capture refreshes it every second)."""
+        views = {"ice": IceView, "turn": TurnView, "verdicts": VerdictsView}
+        if tab in views and self.analysis is not None and \
+                self._analysis_shown.get(tab) is not self.analysis:
+            self._analysis_shown[tab] = self.analysis
+            self.query_one(views[tab]).update_analysis(self.analysis)
 
     def _poll(self) -> None:
         """Timer: show newly published rows and the progress (this is where progress coalesces)."""
@@ -271,8 +279,11 @@ class StunscopeApp(App[None]):
         return self.query_one(TabbedContent).active
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-        self._entered(tab)
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == tab:
+            self._entered(tab)
+        else:
+            tabs.active = tab  # TabActivated follows, and calls _entered
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._entered(event.pane.id or "")
@@ -284,6 +295,7 @@ class StunscopeApp(App[None]):
         elif tab == "timeline":
             self.timeline.focus()
         elif tab in ("ice", "turn", "verdicts"):
+            self._show_analysis(tab)
             tables = self.query_one(f"#{tab}-view").query("DataTable")
             if tables:
                 tables.first().focus()
@@ -430,6 +442,7 @@ class StunscopeApp(App[None]):
 
     def _found(self, position: int | None) -> None:
         self._searching = False
+        self._analysis_shown: dict[str, Analysis] = {}
         if position is None:
             self.notify(f"no more matches for {self.search_text!r}")
         else:
