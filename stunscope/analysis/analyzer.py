@@ -84,24 +84,25 @@ class Analyzer:
 
     def feed(self, event: Event) -> None:
         """Apply one event (in capture order)."""
-        ts = event.ts
+        frame = event[0]
+        ts = event[1]
         if self.first_ts is None:
             self.first_ts = ts
         if ts > self.last_ts:
             self.last_ts = ts
-        if event.frame > self.frames:
-            self.frames = event.frame
+        if frame > self.frames:
+            self.frames = frame
         if ts >= self.tx.next_expiry:
             self._expire(ts)
         cls = event.__class__
         if cls is MessageEvent:
             self.messages += 1
-            if event.kind == "channeldata":
-                if event.tunnel is None:
-                    self.turn.channeldata(event.message, event.transport, event.src, event.dst,
-                                          event.frame, ts)
+            _frame, _ts, src, dst, transport, kind, message, tunnel = event[:8]
+            if kind == "channeldata":
+                if tunnel is None:
+                    self.turn.channeldata(message, transport, src, dst, frame, ts)
                 return
-            self._stun(event, event.message)
+            self._stun(event, message)
         elif cls is Unreachable:
             self._unreachable(event)
         elif cls is Undecodable:

@@ -25,13 +25,14 @@ reader also stops by itself when the caller is gone (broken pipe), and is a daem
 from __future__ import annotations
 
 import multiprocessing
+from array import array
 import os
 import signal
 import stat
 import struct
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stunscope.capture.events import Event, MessageEvent
@@ -40,7 +41,8 @@ from stunscope.capture.records import new, read_records
 from stunscope.capture.stats import CaptureStats
 from stunscope.errors import CaptureError
 from stunscope.wire.demux import KINDS, classify
-from stunscope.wire.message import ChannelData
+from stunscope.wire.decode import TYPE_TABLE, decode_message
+from stunscope.wire.message import Attribute, ChannelData, Endpoint, StunMessage
 
 __all__ = ["BATCH_BYTES", "open_events_parallel", "worth_it"]
 
@@ -52,14 +54,26 @@ ENV = "STUNSCOPE_PARALLEL"
 
 _KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
 _CHANNELDATA = _KIND_INDEX["channeldata"]
+_STUN = _KIND_INDEX["stun"]
+_SPECIAL = frozenset({0x006, 0x007, 0x009})
+"""Send, Data (they may tunnel STUN) and ChannelBind (it binds channels): the decoder's full path."""
 _FORWARD = frozenset({"stun", "classic-stun", "channeldata", "ms-turn-mux", "quic"})
 """Kinds the reader forwards: those that may be events (QUIC-looking payloads may be ChannelData
 on a channel above 0x4FFF that a ChannelBind bound)."""
 
 _COUNTS = struct.Struct(f"<cQQQ{len(KINDS)}Q")
 """Batch header: tag ``B``, frames, bytes, truncated frames, then dropped payloads per kind."""
-_UDP_ITEM = struct.Struct("<BId4s4sHHBH")
-"""A forwarded UDP payload: 1, frame, ts, source and destination IPv4, ports, kind, length."""
+_UDP_ITEM = struct.Struct("<BIdIBH")
+"""A forwarded UDP payload: 1, frame, ts, flow number, kind, length."""
+_FLOW_ITEM = struct.Struct("<BI4s4sHH")
+"""A flow number's definition, before its first use: 3, number, source and destination IPv4,
+ports. At most :data:`MAX_FLOWS` are numbered, then numbering starts again from 0."""
+MAX_FLOWS = 1 << 16
+_STUN_ITEM = struct.Struct("<BIdIHH")
+"""A STUN message the reader decoded (RFC 8489, no findings, not Send/Data/ChannelBind): 4, frame,
+ts, flow number, attribute count, message length; then the offset of each attribute (16 bits,
+native order: both ends are one machine), then the message bytes, where each attribute's type
+and length are read back. The caller rebuilds the same :class:`StunMessage`."""
 _FRAME_ITEM = struct.Struct("<BIdII")
 """A forwarded frame: 2, frame, ts, link type, captured length."""
 _DONE, _DAMAGE, _FAILURE = b"D", b"X", b"F"
@@ -93,6 +107,12 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     receiver, sender = context.Pipe(duplex=False)
+    try:  # Linux: room for a few batches in the pipe, so neither side waits on every batch
+        import fcntl
+
+        fcntl.fcntl(sender.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 4 * BATCH_BYTES)
+    except (ImportError, OSError):
+        pass
     for stream in (sys.stdout, sys.stderr):  # a forked child must not repeat buffered output
         try:
             stream.flush()
@@ -105,7 +125,15 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
         demux = Demux(stats)
         kinds = stats.kinds
         endpoint = demux.endpoint
-        udp_events = demux.udp
+        udp_between = demux.udp_between
+        stun_events = demux.stun_events
+        flow_item = _FLOW_ITEM.unpack_from
+        flow_size = _FLOW_ITEM.size
+        ends: list[tuple[Endpoint, Endpoint]] = []
+        stun_item = _STUN_ITEM.unpack_from
+        stun_size = _STUN_ITEM.size
+        tables: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
+        type_table = TYPE_TABLE
         frame_events = demux.frame
         udp_item = _UDP_ITEM.unpack_from
         udp_size = _UDP_ITEM.size
@@ -137,21 +165,64 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
             pos = head
             end = len(batch)
             while pos < end:
-                if batch[pos] == 1:
-                    _one, frame, ts, src_ip, dst_ip, sport, dport, k, length = udp_item(batch, pos)
+                item = batch[pos]
+                if item == 1:
+                    _one, frame, ts, flow, k, length = udp_item(batch, pos)
                     pos += udp_size
                     stop = pos + length
-                    if k == _CHANNELDATA and length >= 4:  # ChannelData not carrying STUN: as in iter_events
-                        clen = (batch[pos + 2] << 8) | batch[pos + 3]
-                        if clen + 4 == length and (clen == 0 or batch[pos + 4] >= 0x40):
-                            kinds["channeldata"] += 1
+                    src, dst = ends[flow]
+                    if k == _STUN:  # the common STUN message: as _PayloadDecoder.events does it
+                        message = decode_message(batch[pos:stop])
+                        pos = stop
+                        kinds["stun"] += 1
+                        if message.__class__ is StunMessage and message.magic and message.method not in _SPECIAL:
                             stats.messages += 1
-                            cd = new(ChannelData, ((batch[pos] << 8) | batch[pos + 1], clen, batch[pos + 4 : stop], (), not clen & 3))
-                            pos = stop
-                            yield new(MessageEvent, (frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", "channeldata", cd, None, None, cd.channel, 0))
+                            yield new(MessageEvent, (frame, ts, src, dst, "udp", "stun", message, None, None, None, 0))
                             continue
-                    events = udp_events(frame, ts, src_ip, sport, dst_ip, dport, batch[pos:stop], KINDS[k])
+                        events = stun_events(frame, ts, src, dst, "udp", message, 0)
+                    else:
+                        if k == _CHANNELDATA and length >= 4:  # ChannelData not carrying STUN: as in iter_events
+                            clen = (batch[pos + 2] << 8) | batch[pos + 3]
+                            if clen + 4 == length and (clen == 0 or batch[pos + 4] >= 0x40):
+                                kinds["channeldata"] += 1
+                                stats.messages += 1
+                                cd = new(ChannelData, ((batch[pos] << 8) | batch[pos + 1], clen, batch[pos + 4 : stop], (), not clen & 3))
+                                pos = stop
+                                yield new(MessageEvent, (frame, ts, src, dst, "udp", "channeldata", cd, None, None, cd.channel, 0))
+                                continue
+                        events = udp_between(frame, ts, src, dst, batch[pos:stop], KINDS[k])
+                        pos = stop
+                elif item == 4:  # a STUN message the reader decoded: rebuilt from its attribute table
+                    _four, frame, ts, flow, count, size = stun_item(batch, pos)
+                    pos += stun_size
+                    table = tables.get(count)
+                    if table is None:
+                        table = tables[count] = struct.Struct(f"={count}H").unpack_from
+                    offsets = table(batch, pos)
+                    pos += 2 * count
+                    stop = pos + size
+                    raw = batch[pos:stop]
                     pos = stop
+                    msg_type = (raw[0] << 8) | raw[1]
+                    method, mcls = type_table[msg_type]
+                    message = new(StunMessage, (
+                        msg_type, method, mcls, (raw[2] << 8) | raw[3], True, raw[8:20],
+                        tuple([new(Attribute, ((raw[o] << 8) | raw[o + 1], o, (n := (raw[o + 2] << 8) | raw[o + 3]), raw[o + 4 : o + 4 + n])) for o in offsets]),
+                        (), raw,
+                    ))
+                    src, dst = ends[flow]
+                    kinds["stun"] += 1
+                    stats.messages += 1
+                    yield new(MessageEvent, (frame, ts, src, dst, "udp", "stun", message, None, None, None, 0))
+                    continue
+                elif item == 3:
+                    _three, flow, src_ip, dst_ip, sport, dport = flow_item(batch, pos)
+                    pos += flow_size
+                    if flow == len(ends):
+                        ends.append((endpoint(src_ip, sport), endpoint(dst_ip, dport)))
+                    else:
+                        ends[flow] = (endpoint(src_ip, sport), endpoint(dst_ip, dport))
+                    continue
                 else:
                     _two, frame, ts, linktype, length = frame_item(batch, pos)
                     pos += frame_size
@@ -185,6 +256,10 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
     forward = _FORWARD
     pack_udp = _UDP_ITEM.pack
     pack_frame = _FRAME_ITEM.pack
+    pack_flow = _FLOW_ITEM.pack
+    pack_stun = _STUN_ITEM.pack
+    offsets = array
+    flows: dict[tuple[bytes, int, bytes, int], int] = {}
     fast_udp4 = FAST_UDP4.get
     dropped: Counter[str] = Counter()
     out: list[bytes] = []
@@ -213,8 +288,26 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
                     if kind not in forward:
                         dropped[kind] += 1
                         continue
-                    append(pack_udp(1, frame, ts, src_ip, dst_ip, sport, dport, kind_index[kind], len(payload)))
-                    append(payload)
+                    message = None
+                    if kind == "stun":
+                        message = decode_message(payload)
+                        if message.__class__ is not StunMessage or message.findings or message.method in _SPECIAL or not message.magic:
+                            message = None
+                    key = (src_ip, sport, dst_ip, dport)
+                    flow = flows.get(key)
+                    if flow is None:
+                        if len(flows) >= MAX_FLOWS:
+                            flows.clear()
+                        flow = flows[key] = len(flows)
+                        append(pack_flow(3, flow, src_ip, dst_ip, sport, dport))
+                    if message is not None:
+                        attributes = message.attributes
+                        append(pack_stun(4, frame, ts, flow, len(attributes), len(message.raw)))
+                        append(offsets("H", [attr[1] for attr in attributes]).tobytes())
+                        append(message.raw)
+                    else:
+                        append(pack_udp(1, frame, ts, flow, kind_index[kind], len(payload)))
+                        append(payload)
                     pending += len(payload) + 32
                     if pending >= BATCH_BYTES:
                         send(_batch(out, frames, size_total, truncated, dropped))

@@ -117,7 +117,7 @@ class Demux:
     channels, shared endpoints. :func:`iter_events` drives it; so does the decoding side of
     :mod:`stunscope.capture.pipeline`, which gets frames and UDP payloads from another process."""
 
-    __slots__ = ("stats", "kinds", "fragments", "tcp", "endpoint", "channels", "payload_events")
+    __slots__ = ("stats", "kinds", "fragments", "tcp", "endpoint", "channels", "payload_events", "stun_events")
 
     def __init__(self, stats: CaptureStats) -> None:
         self.stats = stats
@@ -126,7 +126,9 @@ class Demux:
         self.tcp = TcpReassembler(stats)
         self.endpoint = _endpoint_cache()
         self.channels = BoundChannels()
-        self.payload_events = _PayloadDecoder(stats, self.channels).events
+        decoder = _PayloadDecoder(stats, self.channels)
+        self.payload_events = decoder.events
+        self.stun_events = decoder.stun_events
 
     def udp(self, frame: int, ts: float, src_ip: bytes, sport: int, dst_ip: bytes, dport: int, payload: bytes, kind: str) -> list[Event]:
         """The events of one UDP payload that :func:`classify` labelled ``kind`` (counted here)."""
@@ -139,6 +141,17 @@ class Demux:
             kind = "channeldata"  # a channel above 0x4FFF that a ChannelBind bound
         self.kinds[kind] += 1
         return self.payload_events(frame, ts, endpoint(src_ip, sport), endpoint(dst_ip, dport), "udp", kind, payload, 0)
+
+    def udp_between(self, frame: int, ts: float, src: Endpoint, dst: Endpoint, payload: bytes, kind: str) -> list[Event]:
+        """:meth:`udp` with the endpoints already made."""
+        if kind not in _MESSAGE_KINDS:
+            channels = self.channels
+            if kind != "quic" or not channels or not channels.is_bound(src, dst, payload):
+                self.kinds[kind] += 1
+                return _NO_EVENTS
+            kind = "channeldata"
+        self.kinds[kind] += 1
+        return self.payload_events(frame, ts, src, dst, "udp", kind, payload, 0)
 
     def frame(self, frame: int, ts: float, linktype: int, data: bytes) -> list[Event]:
         """The events of one frame through :func:`decode_frame` (frame counters not touched)."""
@@ -220,7 +233,12 @@ class _PayloadDecoder:
                 return self._tunnelled(event, inner, "channeldata", None, message.channel)
             self._stats.messages += 1
             return [event]
-        message = decode_message(payload)
+        return self.stun_events(frame, ts, src, dst, transport, decode_message(payload), index)
+
+    def stun_events(
+        self, frame: int, ts: float, src: Endpoint, dst: Endpoint, transport: str, message: StunMessage | DecodeFailure, index: int
+    ) -> list[Event]:
+        """:meth:`events` of a STUN payload once :func:`decode_message` has decoded it."""
         if message.__class__ is DecodeFailure:
             return self._undecodable(frame, ts, src, dst, transport, message)
         kind = "stun" if message.magic else "classic-stun"

@@ -141,6 +141,8 @@ def split_type(msg_type: int) -> tuple[int, MessageClass]:
 
 _TYPE_TABLE: tuple[tuple[int, MessageClass], ...] = tuple(split_type(t) for t in range(0x4000))
 """Precomputed (method, class) for every 14-bit type: one tuple index on the hot path."""
+TYPE_TABLE = _TYPE_TABLE
+"""``TYPE_TABLE[msg_type]`` is ``split_type(msg_type)`` for every 14-bit type."""
 
 
 def decode_message(data: bytes) -> StunMessage | DecodeFailure:
