@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from array import array
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from stunscope.errors import CaptureError
 from stunscope.tui.app import StunscopeApp, open_file
 from stunscope.tui.detail import DetailTree
 from stunscope.tui.filter import compile_filter
+from stunscope.tui.index import Outcome
 from stunscope.tui.ladder_view import LadderView
 from stunscope.tui.screens import HelpScreen
 from stunscope.tui.summary import row_label
@@ -411,3 +413,38 @@ async def test_follow_from_a_send_indication_finds_its_allocation() -> None:
         await loaded(app, pilot)
         assert app.timeline.view.expression.startswith("alloc=")
         assert send in app.timeline.view.rows
+
+
+@pytest.mark.slow
+@sync
+async def test_a_big_source_shows_rows_before_it_is_loaded_and_stays_compact() -> None:
+    a, b = Endpoint("192.0.2.1", 3478), Endpoint("198.51.100.2", 5000)
+    request = decode_message(encode_message(0x001, MessageClass.REQUEST, b"\x07" * 12, []))
+    answer = decode_message(encode_message(0x001, MessageClass.SUCCESS, b"\x07" * 12, []))
+    total = 300_000
+
+    def source():  # type: ignore[no-untyped-def]
+        for frame in range(1, total + 1):
+            message, src, dst = (request, a, b) if frame % 2 else (answer, b, a)
+            message = message._replace(txid=((frame + 1) // 2).to_bytes(12, "big"))  # a transaction
+            yield MessageEvent(frame, 1700000000.0 + frame / 1000, src, dst, "udp", "stun",
+                               message, None, None, None, 0)
+
+    app = StunscopeApp(source(), title="big")
+    async with app.run_test(size=SIZE) as pilot:
+        while not len(app.timeline.view):
+            await asyncio.sleep(0.01)
+        assert not app.done, "the first rows should show while the rest is loading"
+        await pilot.press("pagedown", "pagedown")
+        assert app.timeline.cursor > 0
+        for _ in range(1200):
+            if app.done:
+                break
+            await asyncio.sleep(0.05)
+        assert app.done and app.index.count == total == len(app.timeline.view)
+        assert {app.index.outcome[r] for r in range(0, total, 2)} == {Outcome.SUCCESS}
+        await pilot.press("end")
+        assert app.index.frame[app.timeline.current_row] == total
+        columns = [v for v in vars(app.index).values() if isinstance(v, (array, bytearray))]
+        size = sum(len(c) * (c.itemsize if isinstance(c, array) else 1) for c in columns)
+        assert size / total < 80  # bytes a row in memory; message bytes are on disk
