@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from stunscope.tui.index import TCP, MessageIndex
+from stunscope.tui.index import RETRANSMISSION, TCP, MessageIndex, Outcome
 from stunscope.tui.summary import decode_row, row_label
 from stunscope.wire.attributes import format_value, realm, username
 from stunscope.wire.decode import FINDINGS
@@ -141,13 +141,13 @@ class DetailTree(Tree[Span]):
         partner = index.partner[row]
         retx = index.retransmissions[row]
         if message.cls == MessageClass.REQUEST:
-            if index.get(row).retransmission:
+            if index.flags[row] & RETRANSMISSION:
                 text = f"retransmission of frame {index.frame[partner]}"
             elif partner >= 0:
                 rtt = (index.ts[partner] - index.ts[row]) * 1000
                 text = f"answered in frame {index.frame[partner]} after {rtt:.1f} ms"
             else:
-                text = f"unanswered ({index.get(row).outcome.name.lower()})"
+                text = f"unanswered ({Outcome(index.outcome[row]).name.lower()})"
             if retx:
                 text += f"; {retx} retransmission{'s' if retx > 1 else ''}"
         elif message.cls != MessageClass.INDICATION:

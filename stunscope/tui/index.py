@@ -81,25 +81,6 @@ _WINDOW = 100_000
 """At most this many recent requests are kept for pairing (memory stays bounded)."""
 
 
-class Row(NamedTuple):
-    """One index row, materialised for display (the UI makes these for visible rows only)."""
-
-    row: int
-    frame: int
-    ts: float
-    src: Endpoint
-    dst: Endpoint
-    kind: RowKind
-    method: int
-    cls: MessageClass
-    outcome: Outcome
-    retransmission: bool
-    tunnel: str | None
-    error: int
-    partner: int
-    retransmissions: int
-
-
 class _Pending(NamedTuple):
     row: int
     src: int
@@ -143,9 +124,6 @@ class MessageIndex:
         self.count = 0
         """Rows readable by other threads (see :meth:`publish`)."""
         self.last_ts = 0.0
-
-    def __len__(self) -> int:
-        return self.count
 
     def _endpoint(self, endpoint: Endpoint) -> int:
         ident = self._endpoint_ids.get(endpoint)
@@ -334,26 +312,6 @@ class MessageIndex:
         self._age(self.last_ts)
         self.spool.flush()
         self.count = len(self.frame)
-
-    def get(self, row: int) -> Row:
-        """Materialise one row."""
-        flags = self.flags[row]
-        return Row(
-            row=row,
-            frame=self.frame[row],
-            ts=self.ts[row],
-            src=self.endpoints[self.src[row]],
-            dst=self.endpoints[self.dst[row]],
-            kind=RowKind(self.kind[row]),
-            method=self.method[row],
-            cls=MessageClass(self.cls[row]),
-            outcome=Outcome(self.outcome[row]),
-            retransmission=bool(flags & RETRANSMISSION),
-            tunnel=self.tunnel(row),
-            error=self.error[row],
-            partner=self.partner[row],
-            retransmissions=self.retransmissions[row],
-        )
 
     def tunnel(self, row: int) -> str | None:
         """How the row's message was carried (None, ``channeldata``, ``send``, ``data``)."""
