@@ -448,3 +448,20 @@ async def test_a_big_source_shows_rows_before_it_is_loaded_and_stays_compact() -
         columns = [v for v in vars(app.index).values() if isinstance(v, (array, bytearray))]
         size = sum(len(c) * (c.itemsize if isinstance(c, array) else 1) for c in columns)
         assert size / total < 80  # bytes a row in memory; message bytes are on disk
+
+
+@sync
+async def test_a_record_source_without_a_file_exports_from_its_spool(tmp_path: Path) -> None:
+    path = capture("turn-udp.pcapng")
+    app = StunscopeApp(read_records(path), title="records", live=True, export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(app, pilot)
+        assert app.apply_filter("method=allocate")
+        await loaded(app, pilot)
+        app.export("pcapng")
+        await app.workers.wait_for_complete()
+    (written,) = tmp_path.iterdir()
+    original = {r.frame: r.data for r in read_records(path)}
+    frames = sorted({app.index.frame[r] for r in range(app.index.count)
+                     if row_label(app.index, r).startswith("Allocate")})
+    assert [r.data for r in read_records(written)] == [original[f] for f in frames]

@@ -212,6 +212,8 @@ class StunscopeApp(App[None]):
     def _loaded(self, progress: Progress) -> None:
         """Called on the UI thread with an analysis snapshot (and once at the end)."""
         self.done = progress.done
+        if not self.timeline.is_attached:  # the app is closing
+            return
         if progress.error:
             self.load_error = progress.error
             self.notify(progress.error, title="capture damaged", severity="error", timeout=10)
@@ -316,6 +318,8 @@ class StunscopeApp(App[None]):
     def _show_detail(self) -> None:
         row = self._detail_row
         self._detail_timer = None
+        if not self.timeline.is_attached:  # the app is closing
+            return
         data = self.query_one(DetailTree).show_row(row)
         self.query_one(HexView).show(data)
         self.query_one(TurnView).set_time(self.index.ts[row] if row is not None else None)
