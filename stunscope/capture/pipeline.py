@@ -24,15 +24,15 @@ reader also stops by itself when the caller is gone (broken pipe), and is a daem
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing
-from array import array
 import os
 import signal
 import stat
 import struct
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from stunscope.capture.events import Event, MessageEvent
@@ -69,11 +69,10 @@ _FLOW_ITEM = struct.Struct("<BI4s4sHH")
 """A flow number's definition, before its first use: 3, number, source and destination IPv4,
 ports. At most :data:`MAX_FLOWS` are numbered, then numbering starts again from 0."""
 MAX_FLOWS = 1 << 16
-_STUN_ITEM = struct.Struct("<BIdIHH")
-"""A STUN message the reader decoded (RFC 8489, no findings, not Send/Data/ChannelBind): 4, frame,
-ts, flow number, attribute count, message length; then the offset of each attribute (16 bits,
-native order: both ends are one machine), then the message bytes, where each attribute's type
-and length are read back. The caller rebuilds the same :class:`StunMessage`."""
+_STUN_ITEM = struct.Struct("<BIdIIH")
+"""A STUN message the reader decoded (RFC 8489 with the cookie, no findings): 4, frame, ts,
+flow number, length of its attributes (a :mod:`marshal` dump of their plain tuples: both ends are
+the same interpreter) and of the message bytes, which follow. The caller rebuilds the same :class:`StunMessage`."""
 _FRAME_ITEM = struct.Struct("<BIdII")
 """A forwarded frame: 2, frame, ts, link type, captured length."""
 _DONE, _DAMAGE, _FAILURE = b"D", b"X", b"F"
@@ -132,7 +131,7 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
         ends: list[tuple[Endpoint, Endpoint]] = []
         stun_item = _STUN_ITEM.unpack_from
         stun_size = _STUN_ITEM.size
-        tables: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
+        loads = marshal.loads
         type_table = TYPE_TABLE
         frame_events = demux.frame
         udp_item = _UDP_ITEM.unpack_from
@@ -164,6 +163,7 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
                     kinds[kind] += count
             pos = head
             end = len(batch)
+            view = memoryview(batch)
             while pos < end:
                 item = batch[pos]
                 if item == 1:
@@ -195,26 +195,25 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
                 elif item == 4:  # a STUN message the reader decoded: rebuilt from its attribute table
                     _four, frame, ts, flow, count, size = stun_item(batch, pos)
                     pos += stun_size
-                    table = tables.get(count)
-                    if table is None:
-                        table = tables[count] = struct.Struct(f"={count}H").unpack_from
-                    offsets = table(batch, pos)
-                    pos += 2 * count
-                    stop = pos + size
-                    raw = batch[pos:stop]
-                    pos = stop
+                    stop = pos + count
+                    attributes = tuple([new(Attribute, attr) for attr in loads(view[pos:stop])])
+                    pos = stop + size
+                    raw = batch[stop:pos]
                     msg_type = (raw[0] << 8) | raw[1]
                     method, mcls = type_table[msg_type]
                     message = new(StunMessage, (
                         msg_type, method, mcls, (raw[2] << 8) | raw[3], True, raw[8:20],
-                        tuple([new(Attribute, ((raw[o] << 8) | raw[o + 1], o, (n := (raw[o + 2] << 8) | raw[o + 3]), raw[o + 4 : o + 4 + n])) for o in offsets]),
+                        attributes,
                         (), raw,
                     ))
                     src, dst = ends[flow]
                     kinds["stun"] += 1
-                    stats.messages += 1
-                    yield new(MessageEvent, (frame, ts, src, dst, "udp", "stun", message, None, None, None, 0))
-                    continue
+                    if method in _SPECIAL:  # channels to note, STUN tunnelled in Send/Data
+                        events = stun_events(frame, ts, src, dst, "udp", message, 0)
+                    else:
+                        stats.messages += 1
+                        yield new(MessageEvent, (frame, ts, src, dst, "udp", "stun", message, None, None, None, 0))
+                        continue
                 elif item == 3:
                     _three, flow, src_ip, dst_ip, sport, dport = flow_item(batch, pos)
                     pos += flow_size
@@ -258,7 +257,7 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
     pack_frame = _FRAME_ITEM.pack
     pack_flow = _FLOW_ITEM.pack
     pack_stun = _STUN_ITEM.pack
-    offsets = array
+    dumps = marshal.dumps
     flows: dict[tuple[bytes, int, bytes, int], int] = {}
     fast_udp4 = FAST_UDP4.get
     dropped: Counter[str] = Counter()
@@ -291,7 +290,7 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
                     message = None
                     if kind == "stun":
                         message = decode_message(payload)
-                        if message.__class__ is not StunMessage or message.findings or message.method in _SPECIAL or not message.magic:
+                        if message.__class__ is not StunMessage or message.findings or not message.magic:
                             message = None
                     key = (src_ip, sport, dst_ip, dport)
                     flow = flows.get(key)
@@ -301,9 +300,9 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
                         flow = flows[key] = len(flows)
                         append(pack_flow(3, flow, src_ip, dst_ip, sport, dport))
                     if message is not None:
-                        attributes = message.attributes
+                        attributes = dumps(tuple(map(tuple, message.attributes)))
                         append(pack_stun(4, frame, ts, flow, len(attributes), len(message.raw)))
-                        append(offsets("H", [attr[1] for attr in attributes]).tobytes())
+                        append(attributes)
                         append(message.raw)
                     else:
                         append(pack_udp(1, frame, ts, flow, kind_index[kind], len(payload)))
