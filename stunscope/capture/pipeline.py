@@ -42,7 +42,7 @@ from stunscope.capture.stats import CaptureStats
 from stunscope.errors import CaptureError
 from stunscope.wire.demux import KINDS, classify
 from stunscope.wire.decode import TYPE_TABLE, decode_message
-from stunscope.wire.message import Attribute, ChannelData, Endpoint, StunMessage
+from stunscope.wire.message import MAGIC_COOKIE, Attribute, ChannelData, Endpoint, StunMessage
 
 __all__ = ["BATCH_BYTES", "open_events_parallel", "worth_it"]
 
@@ -53,6 +53,7 @@ ENV = "STUNSCOPE_PARALLEL"
 """``0`` keeps every capture in one process, ``1`` uses the reader process for any regular file."""
 
 _KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
+_COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
 _CHANNELDATA = _KIND_INDEX["channeldata"]
 _STUN = _KIND_INDEX["stun"]
 _SPECIAL = frozenset({0x006, 0x007, 0x009})
@@ -283,7 +284,13 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
                         dropped["rtcp" if 192 <= data[start + 1] <= 223 else "rtp" if length >= 20 else "other"] += 1
                         continue
                     payload = data[start : ip + 20 + length]
-                    kind = classify(payload)
+                    first = payload[0] if length > 8 else -1
+                    if 64 <= first < 80 and length >= 12:  # demux._channeldata inline
+                        kind = "channeldata" if 0 <= length - 12 - ((payload[2] << 8) | payload[3]) <= 3 else "other"
+                    elif 0 <= first < 4 and length >= 28 and payload[4:8] == _COOKIE:  # demux._stun inline
+                        kind = "stun"
+                    else:
+                        kind = classify(payload)
                     if kind not in forward:
                         dropped[kind] += 1
                         continue
