@@ -144,6 +144,18 @@ def test_unanswered_requests_time_out_and_icmp_errors_fail_them() -> None:
     assert outcomes == [Outcome.TIMEOUT, Outcome.ERROR]
 
 
+def test_answers_to_retransmissions_fold_with_them() -> None:
+    loaded = Loaded("ice-wrong-password.pcapng")
+    index = loaded.index
+    folded = loaded.rows("class=request or class=error", fold=True)
+    requests = [r for r in folded if index.cls[r] == 0]
+    answers = [r for r in folded if index.cls[r] == 3]
+    assert len(requests) == len(answers) == 2  # one check each way, each answered 401
+    assert all(index.partner[a] in requests for a in answers)
+    again = loaded.rows("retx=1 class=error")
+    assert again and all(index.partner[r] in requests for r in again)
+
+
 def test_index_pairs_responses_with_requests(turn: Loaded) -> None:
     index = turn.index
     request, response = turn.rows("txid=" + index.txid_hex(0))

@@ -49,7 +49,7 @@ from stunscope.tui.export import AnyRecord, pick_records, unused_path, write_pca
 from stunscope.tui.filter import FilterError, Predicate, compile_filter
 from stunscope.tui.hexview import HexView
 from stunscope.tui.ice_view import IceView
-from stunscope.tui.index import RETRANSMISSION, MessageIndex
+from stunscope.tui.index import FOLDED, MessageIndex
 from stunscope.tui.ladder import Ladder
 from stunscope.tui.ladder_view import LadderView
 from stunscope.tui.loader import Loader, Progress, file_source
@@ -413,8 +413,8 @@ class StunscopeApp(App[None]):
         on a retransmission, folds it back under its first request."""
         index = self.index
         row = message.row
-        first = index.partner[row] if index.flags[row] & RETRANSMISSION else row
-        if not self.fold or first < 0 or not index.retransmissions[first]:
+        first = index.partner[row] if index.flags[row] & FOLDED else row
+        if not self.fold or first < 0:
             return
         self.unfolded = self.unfolded ^ {first}
         self.show_view(self.timeline.view.refolded(self.fold, self.unfolded))

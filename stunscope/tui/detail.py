@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from stunscope.tui.index import RETRANSMISSION, TCP, MessageIndex, Outcome
+from stunscope.tui.index import RELAYED_COPY, RETRANSMISSION, TCP, MessageIndex, Outcome
 from stunscope.tui.summary import decode_row, row_label
 from stunscope.wire.attributes import format_value, realm, username
 from stunscope.wire.decode import FINDINGS
@@ -140,7 +140,10 @@ class DetailTree(Tree[Span]):
         index = self.index
         partner = index.partner[row]
         retx = index.retransmissions[row]
-        if message.cls == MessageClass.REQUEST:
+        if index.flags[row] & RELAYED_COPY:
+            first = index.partner[partner] if message.cls != MessageClass.REQUEST else partner
+            text = f"frame {index.frame[first]} again, on the other leg of the TURN relay"
+        elif message.cls == MessageClass.REQUEST:
             if index.flags[row] & RETRANSMISSION:
                 text = f"retransmission of frame {index.frame[partner]}"
             elif partner >= 0:
@@ -153,6 +156,8 @@ class DetailTree(Tree[Span]):
         elif message.cls != MessageClass.INDICATION:
             text = f"answers frame {index.frame[partner]}" if partner >= 0 else \
                 "no request seen (orphan response)"
+            if partner >= 0 and index.flags[row] & RETRANSMISSION:
+                text += f" again (its first answer is frame {index.frame[index.partner[partner]]})"
         else:
             return
         self.root.add_leaf(Text(text, "italic"))

@@ -60,10 +60,18 @@ TUNNELS = (None, "channeldata", "send", "data")
 """Tunnel codes stored in a row (index into this tuple)."""
 
 RETRANSMISSION = 0x10
-"""Flag bit: the row is a retransmitted request (same txid and source as an earlier request)."""
+"""Flag bit: the row is a retransmitted request (same txid and source as an earlier request),
+or a second answer to a transaction (the answer to a retransmission)."""
 
 TCP = 0x20
 """Flag bit: the carrying transport is TCP."""
+
+RELAYED_COPY = 0x40
+"""Flag bit: a message seen again on the other leg of a TURN relay (once between the relay and
+the peer, once tunnelled between the client and the server); drawn between the same ends."""
+
+FOLDED = RETRANSMISSION | RELAYED_COPY
+"""Rows a folded view hides under their transaction's first request."""
 
 _ALLOCATE = 0x003
 _CHANNEL_BIND = 0x009
@@ -255,6 +263,9 @@ class MessageIndex:
                 return Outcome.PENDING, -1, flags, user
             if pending.src == src:
                 first = pending.row
+                if (self.flags[first] ^ flags) & _TUNNEL_MASK:
+                    # The same request on the other leg of a TURN relay, not a retransmission.
+                    return Outcome(self.outcome[first]), first, flags | RELAYED_COPY, user
                 self.retransmissions[first] = min(255, self.retransmissions[first] + 1)
                 return Outcome(self.outcome[first]), first, flags | RETRANSMISSION, user
             return Outcome.PENDING, -1, flags, user
@@ -263,9 +274,14 @@ class MessageIndex:
                 flags, user
         first = pending.row
         outcome = Outcome.SUCCESS if message.cls == MessageClass.SUCCESS else Outcome.ERROR
-        if self.partner[first] < 0:
+        answer = self.partner[first]
+        if answer < 0:
             self.partner[first] = row
             self.outcome[first] = outcome
+        elif (self.flags[answer] ^ flags) & _TUNNEL_MASK:
+            flags |= RELAYED_COPY  # the same answer on the other leg of a TURN relay
+        else:
+            flags |= RETRANSMISSION  # the answer to a retransmission: folded with them
         return outcome, first, flags, user or self.user[first]
 
     def _remember(self, txid: bytes, pending: _Pending) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from stunscope.tui.index import RETRANSMISSION, MessageIndex, Outcome, RowKind
+from stunscope.tui.index import RELAYED_COPY, RETRANSMISSION, MessageIndex, Outcome, RowKind
 from stunscope.tui.summary import row_label
 from stunscope.wire.message import MessageClass
 
@@ -108,8 +108,10 @@ class Ladder:
         text = row_label(index, row)
         if index.error[row]:
             text += f" {index.error[row]}"
-        if index.flags[row] & RETRANSMISSION:
-            text += " (retransmission)"
+        if index.flags[row] & RELAYED_COPY:
+            text += " (relayed copy)"
+        elif index.flags[row] & RETRANSMISSION:
+            text += " (retransmission)" if index.cls[row] == MessageClass.REQUEST else " (again)"
         elif index.retransmissions[row]:
             text += f" +{index.retransmissions[row]} retx"
         tunnel = index.tunnel(row)

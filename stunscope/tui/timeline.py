@@ -21,7 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from stunscope.tui.scrolling import set_virtual_size
-from stunscope.tui.index import RETRANSMISSION, MessageIndex, Outcome, RowKind
+from stunscope.tui.index import FOLDED, RELAYED_COPY, RETRANSMISSION, MessageIndex, Outcome, RowKind
 from stunscope.tui.summary import Summaries, row_label
 from stunscope.tui.view import RowView
 from stunscope.wire.message import MessageClass
@@ -241,8 +241,10 @@ class Timeline(ScrollView, can_focus=True):
             text += f"{'+' + format(index.ts[row] - index.ts[previous], '.6f'):>{delta}} "
         src = str(index.endpoints[index.src[row]])
         dst = str(index.endpoints[index.dst[row]])
-        retransmission = bool(index.flags[row] & RETRANSMISSION)
-        label = ("↻ " if retransmission else "") + row_label(index, row, short=not delta)
+        flags = index.flags[row]
+        retransmission = bool(flags & FOLDED)
+        mark = "↻ " if flags & RETRANSMISSION else "⇄ " if flags & RELAYED_COPY else ""
+        label = mark + row_label(index, row, short=not delta)
         text += f"{_fit(src, address)} → {_fit(dst, address)} {_fit_label(label, label_width)} "
         text += self.summaries(row)
         style = self._style(self._style_class(row, retransmission))

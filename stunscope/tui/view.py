@@ -11,7 +11,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from stunscope.tui.index import RETRANSMISSION, MessageIndex
+from stunscope.tui.index import FOLDED, MessageIndex
 
 Predicate = Callable[[int], bool]
 
@@ -61,7 +61,7 @@ class RowView:
         while self.scanned < end:
             stop = min(end, self.scanned + chunk)
             for row in range(self.scanned, stop):
-                if fold and flags[row] & RETRANSMISSION and partner[row] not in unfolded:
+                if fold and flags[row] & FOLDED and partner[row] not in unfolded:
                     continue
                 if predicate is None or predicate(row):
                     rows.append(row)
