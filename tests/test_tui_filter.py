@@ -13,7 +13,7 @@ from stunscope.capture.stream import open_events
 from stunscope.tui.context import AnalysisContext
 from stunscope.tui.export import pick_records, write_pcapng
 from stunscope.tui.filter import FilterError, compile_filter
-from stunscope.tui.index import MessageIndex, Outcome
+from stunscope.tui.index import RELAYED_COPY, MessageIndex, Outcome
 from stunscope.tui.ladder import Ladder
 from stunscope.tui.summary import row_label
 from stunscope.tui.view import RowView
@@ -186,3 +186,19 @@ def test_pcapng_export_round_trips(turn: Loaded, tmp_path: Path) -> None:
         (original[f].data, original[f].linktype, original[f].orig_len) for f in frames]
     # Written with microsecond timestamps (the pcapng default resolution).
     assert all(abs(r.ts - original[f].ts) <= 1e-6 for r, f in zip(written, frames))
+
+
+def test_a_message_on_both_legs_of_a_relay_is_one_message() -> None:
+    loaded = Loaded("ice-turn-relay.pcapng")
+    index = loaded.index
+    copies = [r for r in range(index.count) if index.flags[r] & RELAYED_COPY]
+    assert copies
+    for copy in copies:
+        first = index.partner[copy]
+        if index.cls[copy] != 0:  # a response: compare with the first answer
+            first = index.partner[first]
+        # Drawn between the same ends (relay and peer), carried differently (one tunnelled).
+        assert (index.src[copy], index.dst[copy]) == (index.src[first], index.dst[first])
+        assert index.tunnel(copy) != index.tunnel(first)
+    assert not set(copies) & set(loaded.rows("", fold=True))
+    assert not set(copies) & set(loaded.rows("retx=1"))
