@@ -306,7 +306,9 @@ def test_tui_shows_dropped_packets(tmp_path: Path) -> None:
     with sink() as port, tui(port, tmp_path / "exit", "--queue-size", "5") as session:
         send_bindings(port, 3000)  # a burst far bigger than the queue
         screen = _wait_screen(session, "dropped")
-        assert re.search(r"capture: \d+ packets captured, [1-9]\d* dropped", screen), screen
+        # The notification toast wraps its text over lines in a gutter drawn with "▌".
+        toast = " ".join(line.split("▌", 1)[1].strip() for line in screen.splitlines() if "▌" in line)
+        assert re.search(r"capture: \d+ packets captured, [1-9]\d* dropped", toast), screen
 
 
 def test_a_full_queue_counts_its_drops_and_the_file_keeps_everything(tmp_path: Path) -> None:
