@@ -95,7 +95,15 @@ def worth_it(path: str | Path, *, force: bool = False) -> bool:
         return False
     if force or setting == "1":
         return True
-    return info.st_size >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) >= 2
+    return info.st_size >= PARALLEL_MIN_BYTES and _cpus() >= 2
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) -> Iterator[Event]:
