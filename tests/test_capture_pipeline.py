@@ -134,3 +134,41 @@ def test_analyze_json_same_with_the_reader_process(mixed: Path) -> None:
         outputs.append(out.stdout)
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[1])["capture"]["frames"] == 30000
+
+
+def test_fragments_ipv6_tcp_and_icmp_same(tmp_path: Path, small_batches: None) -> None:
+    """The reader's IP reassembly, TCP reassembly (out of order, retransmitted, RFC 6062
+    ConnectionBind passthrough) and ICMP quotes give what the one-process path gives."""
+    from scapy.all import ICMP, TCP, UDP, IPv6, IPv6ExtHdrFragment, fragment, fragment6, raw
+    from scapy.all import IP as IPv4
+    from test_capture_support import channeldata, pcap, stun
+
+    client, server = ("10.0.0.1", 5000), ("192.0.2.7", 3478)
+    packets = []
+    big = IPv4(src=client[0], dst=server[0], id=7) / UDP(sport=client[1], dport=server[1]) / stun(txid=b"F" * 12, attrs=[(0x8022, b"x" * 1800)])
+    packets += list(reversed(fragment(big, fragsize=400)))
+    six = IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=3478) / stun(txid=b"6" * 12)
+    packets.append(six)
+    six_big = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(id=9) / UDP(sport=5000, dport=3478) / stun(txid=b"7" * 12, attrs=[(0x8022, b"y" * 2000)])
+    packets += fragment6(six_big, 1200)
+    stream_bytes = stun(method=0x003, txid=b"T" * 12) + channeldata(0x4001, b"\x80" * 30, pad=True) + stun(method=0x00B, cls=2, txid=b"B" * 12)
+    seq = 1000
+
+    def tcp(data: bytes, at: int, flags: str = "PA", reverse: bool = False) -> object:
+        a, b = (server, client) if reverse else (client, server)
+        return IPv4(src=a[0], dst=b[0]) / TCP(sport=a[1], dport=b[1], seq=at, flags=flags) / data
+
+    packets.append(tcp(b"", seq - 1, "S"))
+    packets.append(tcp(stream_bytes[:30], seq))
+    packets.append(tcp(stream_bytes[:30], seq))  # retransmitted
+    packets.append(tcp(stream_bytes[30:], seq + 30))
+    packets.append(tcp(b"\x80" * 50, seq + len(stream_bytes)))  # after ConnectionBind: application data
+    packets.append(IPv4(src="192.0.2.9", dst=client[0]) / ICMP(type=3, code=3) / IPv4(src=client[0], dst=server[0]) / UDP(sport=client[1], dport=server[1]) / (b"\x00" * 8))
+    packets.append(IPv4(src=client[0], dst=server[0]) / UDP(sport=client[1], dport=server[1]) / stun(txid=b"U" * 12))
+    path = tmp_path / "mix.pcap"
+    path.write_bytes(pcap([raw(p) for p in packets], linktype=101))
+    events, stats, error = _run(path, True)
+    assert error is None and stats["reassembled"] >= 2 and stats["tcp_streams"] and stats["unreachable"] == 1
+    assert [(e.transport, e.kind, e.index) for e in events if e.transport == "tcp"] == [
+        ("tcp", "stun", 0), ("tcp", "channeldata", 0), ("tcp", "stun", 1)]
+    _same(path)

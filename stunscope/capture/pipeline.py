@@ -4,25 +4,28 @@ One Python process cannot read, unwrap, decode and analyse a million-frame captu
 two cores can, so :func:`open_events_parallel` splits :func:`~stunscope.capture.stream.iter_events`
 in two along the cheapest seam:
 
-- a **reader** process (:func:`_read`) reads the records (pcap, pcapng, gzip), unwraps the common
-  Ethernet/IPv4/UDP frames and classifies their payload (RFC 7983/9443). Media and other payloads
-  that never become events (RTP, RTCP, DTLS, ZRTP, ...) are only counted. STUN messages with the
-  magic cookie are decoded there (:func:`~stunscope.wire.decode.decode_message`); when the decoder
-  finds nothing wrong, the attributes travel as a :mod:`marshal` dump of plain tuples with the
-  message bytes, else the payload travels as it came. Other payloads that may be events
-  (ChannelData, classic STUN, [MS-TURN] wrappers, QUIC-looking payloads that a ChannelBind may have
-  made ChannelData) go on with their kind; each 5-tuple is sent once and then named by a number.
-  Every other frame (TCP, IPv6, fragments, ICMP, other link types) goes on whole.
+- a **reader** process (:func:`_read`) reads the records (pcap, pcapng, gzip), unwraps every frame
+  (:func:`~stunscope.capture.layers.decode_frame` with its IP fragment table), reassembles and
+  frames TCP (:class:`~stunscope.capture.tcp.TcpReassembler`, including the RFC 6062
+  ConnectionBind switch to application data, which it recognises by decoding the segment's STUN
+  messages as the one-process path does) and classifies each payload (RFC 7983/9443). Payloads
+  that never become events (RTP, RTCP, DTLS, ZRTP, ...) are only counted. STUN requests and
+  indications with the magic cookie are decoded there (:func:`~stunscope.wire.decode.decode_message`);
+  when the decoder finds nothing wrong, the attributes travel as a :mod:`marshal` dump of plain
+  tuples with the message bytes. Everything else that may be an event (answers, which the caller
+  decodes to balance the work, ChannelData, classic STUN, [MS-TURN] wrappers, QUIC-looking payloads
+  that a ChannelBind may have made ChannelData, ICMP quotes) travels as it came, with its kind;
+  each 5-tuple is sent once and then named by a number.
 - the **calling** process rebuilds the same :class:`~stunscope.wire.message.StunMessage` and
-  decodes the rest with the same :class:`~stunscope.capture.stream.Demux` state machine as the
-  one-process path (ChannelData, tunnelled STUN, TCP reassembly, fragments, ICMP, bound channels),
-  so the events, their order, the stats and the errors are the same. Tests compare both paths
-  event by event on the bundled captures, the public corpus, the benchmark's mixed traffic and
+  makes the events with the same :class:`~stunscope.capture.stream.Demux` payload decoder as the
+  one-process path (ChannelData, tunnelled STUN, bound channels), so the events, their order, the
+  stats and the errors are the same. Tests compare both paths event by event on the bundled
+  captures, the public corpus, the benchmark's mixed traffic, fragments, IPv6, TCP and ICMP, and
   damaged files.
 
 Why this seam: on the benchmark's 1M-frame capture one process spends about 8.5 s CPU (reading
-and unwrapping 1.6 s, decoding and events 3.4 s, analysis 3.4 s). The reader takes about 4.3 s
-of it, the caller keeps about 5 s (events 2 s, analysis 3 s), and the two overlap.
+and unwrapping 1.6 s, decoding and events 3.4 s, analysis 3.4 s). Split like this each process
+has about 4.4 s of it (the caller: events 1.5 s, analysis 2.9 s), and the two overlap.
 
 Batches are one ``bytes`` per about :data:`BATCH_BYTES` of forwarded data (struct headers, no
 pickling) with the counters of the frames they cover in front; they go through a pipe (1 MiB
@@ -47,14 +50,16 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from stunscope.capture.events import Event, MessageEvent
-from stunscope.capture.layers import FAST_UDP4, UDP
+from stunscope.capture.events import Event, MessageEvent, Unreachable
+from stunscope.capture.fragments import FragmentTable
+from stunscope.capture.layers import FAST_UDP4, UDP, IcmpQuote, Transport, decode_frame
 from stunscope.capture.records import new, read_records
 from stunscope.capture.stats import CaptureStats
+from stunscope.capture.tcp import TcpReassembler
 from stunscope.errors import CaptureError
 from stunscope.wire.demux import KINDS, classify
-from stunscope.wire.decode import TYPE_TABLE, decode_message
-from stunscope.wire.message import MAGIC_COOKIE, Attribute, ChannelData, Endpoint, StunMessage
+from stunscope.wire.decode import TYPE_TABLE, decode_message, decode_ms_turn_mux
+from stunscope.wire.message import MAGIC_COOKIE, Attribute, ChannelData, DecodeFailure, Endpoint, MessageClass, StunMessage
 
 __all__ = ["BATCH_BYTES", "open_events_parallel", "worth_it"]
 
@@ -74,20 +79,34 @@ _FORWARD = frozenset({"stun", "classic-stun", "channeldata", "ms-turn-mux", "qui
 """Kinds the reader forwards: those that may be events (QUIC-looking payloads may be ChannelData
 on a channel above 0x4FFF that a ChannelBind bound)."""
 
-_COUNTS = struct.Struct(f"<cQQQ{len(KINDS)}Q")
-"""Batch header: tag ``B``, frames, bytes, truncated frames, then dropped payloads per kind."""
+_U32 = struct.Struct("<I")
+"""A batch is ``B``, the length of its counters, the counters (a :mod:`marshal` dump of frames,
+bytes and truncated frames covered, payloads counted and not sent per kind, and the fragment and
+TCP figures of :data:`_TABLE_FIELDS` so far), then its items."""
+_TABLE_FIELDS = ("fragments", "reassembled", "fragment_evictions", "fragment_timeouts", "tcp_streams",
+                 "tcp_evictions", "tcp_retransmitted_bytes", "tcp_gaps")
+"""The stats that IP reassembly and TCP reassembly keep: both run in the reader."""
 _UDP_ITEM = struct.Struct("<BIdIBH")
-"""A forwarded UDP payload: 1, frame, ts, flow number, kind, length."""
-_FLOW_ITEM = struct.Struct("<BI4s4sHH")
-"""A flow number's definition, before its first use: 3, number, source and destination IPv4,
-ports. At most :data:`MAX_FLOWS` are numbered, then numbering starts again from 0."""
+"""A UDP payload: 1, frame, ts, flow number, kind (index in ``KINDS``), length; then the bytes."""
+_FLOW_ITEM = struct.Struct("<BIBHH")
+"""A flow number's definition, before its first use: 3, number, address length (4 or 16), ports;
+then the source and destination addresses. At most :data:`MAX_FLOWS` are numbered, then numbering
+starts again from 0."""
 MAX_FLOWS = 1 << 16
 _STUN_ITEM = struct.Struct("<BIdIIH")
-"""A STUN message the reader decoded (RFC 8489 with the cookie, no findings): 4, frame, ts,
-flow number, length of its attributes (a :mod:`marshal` dump of their plain tuples: both ends are
-the same interpreter) and of the message bytes, which follow. The caller rebuilds the same :class:`StunMessage`."""
-_FRAME_ITEM = struct.Struct("<BIdII")
-"""A forwarded frame: 2, frame, ts, link type, captured length."""
+"""A STUN message the reader decoded (RFC 8489 with the cookie, no findings): 4 (UDP) or 5 (one
+message of a TCP segment), frame, ts, flow number, length of its attributes (a :mod:`marshal` dump
+of their plain tuples: both ends are the same interpreter) and of the message bytes, which follow.
+The caller rebuilds the same :class:`StunMessage`."""
+_TCP_ITEM = struct.Struct("<BIdIBI")
+"""Another message of a TCP segment (RFC 6062/8656 framing done by the reader): 6, frame, ts, flow
+number, kind, length; then the bytes. ``_END_FRAME`` follows a segment's last message."""
+_END_FRAME = b"\x08"
+_ICMP_ITEM = struct.Struct("<BI")
+"""An ICMP error quoting a flow: 7, length of a :mod:`marshal` dump of frame, ts and the
+:class:`~stunscope.capture.layers.IcmpQuote` fields."""
+_CONNECTION_BIND = 0x00B
+_MESSAGE_KINDS = frozenset({"stun", "classic-stun", "channeldata", "ms-turn-mux"})
 _DONE, _DAMAGE, _FAILURE = b"D", b"X", b"F"
 
 
@@ -148,19 +167,21 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
         udp_between = demux.udp_between
         stun_events = demux.stun_events
         flow_item = _FLOW_ITEM.unpack_from
+        tcp_item = _TCP_ITEM.unpack_from
+        tcp_size = _TCP_ITEM.size
+        icmp_item = _ICMP_ITEM.unpack_from
+        icmp_size = _ICMP_ITEM.size
+        u32 = _U32.unpack_from
+        payload_events = demux.payload_events
+        group: list[Event] = []
         flow_size = _FLOW_ITEM.size
         ends: list[tuple[Endpoint, Endpoint]] = []
         stun_item = _STUN_ITEM.unpack_from
         stun_size = _STUN_ITEM.size
         loads = marshal.loads
         type_table = TYPE_TABLE
-        frame_events = demux.frame
         udp_item = _UDP_ITEM.unpack_from
         udp_size = _UDP_ITEM.size
-        frame_item = _FRAME_ITEM.unpack_from
-        frame_size = _FRAME_ITEM.size
-        counts = _COUNTS.unpack_from
-        head = _COUNTS.size
         while True:
             try:
                 batch = receiver.recv_bytes()
@@ -175,13 +196,16 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
                 if tag == _DAMAGE:
                     raise CaptureError(text)
                 raise RuntimeError(f"the reading process failed: {text}")
-            _tag, frames, size, truncated, *dropped = counts(batch)
+            clen = u32(batch, 1)[0]
+            frames, size, truncated, dropped, figures = loads(batch[5 : 5 + clen])
             stats.frames += frames
             stats.bytes += size
             stats.truncated += truncated
-            for kind, count in zip(KINDS, dropped):
-                if count:
-                    kinds[kind] += count
+            for kind, count in dropped.items():
+                kinds[kind] += count
+            for name, value in zip(_TABLE_FIELDS, figures):
+                setattr(stats, name, value)
+            head = 5 + clen
             pos = head
             end = len(batch)
             view = memoryview(batch)
@@ -236,19 +260,56 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
                         yield new(MessageEvent, (frame, ts, src, dst, "udp", "stun", message, None, None, None, 0))
                         continue
                 elif item == 3:
-                    _three, flow, src_ip, dst_ip, sport, dport = flow_item(batch, pos)
+                    _three, flow, width, sport, dport = flow_item(batch, pos)
                     pos += flow_size
+                    src_ip = batch[pos : pos + width]
+                    dst_ip = batch[pos + width : pos + 2 * width]
+                    pos += 2 * width
                     if flow == len(ends):
                         ends.append((endpoint(src_ip, sport), endpoint(dst_ip, dport)))
                     else:
                         ends[flow] = (endpoint(src_ip, sport), endpoint(dst_ip, dport))
                     continue
-                else:
-                    _two, frame, ts, linktype, length = frame_item(batch, pos)
-                    pos += frame_size
+                elif item == 5:  # a decoded STUN message of a TCP segment
+                    _five, frame, ts, flow, count, size = stun_item(batch, pos)
+                    pos += stun_size
+                    stop = pos + count
+                    attributes = tuple([new(Attribute, attr) for attr in loads(view[pos:stop])])
+                    pos = stop + size
+                    raw = batch[stop:pos]
+                    msg_type = (raw[0] << 8) | raw[1]
+                    method, mcls = type_table[msg_type]
+                    message = new(StunMessage, (msg_type, method, mcls, (raw[2] << 8) | raw[3], True, raw[8:20], attributes, (), raw))
+                    src, dst = ends[flow]
+                    kinds["stun"] += 1
+                    group += stun_events(frame, ts, src, dst, "tcp", message, len(group))
+                    continue
+                elif item == 6:  # another message of a TCP segment
+                    _six, frame, ts, flow, k, length = tcp_item(batch, pos)
+                    pos += tcp_size
                     stop = pos + length
-                    events = frame_events(frame, ts, linktype, batch[pos:stop])
+                    src, dst = ends[flow]
+                    kind = KINDS[k]
+                    kinds[kind] += 1
+                    group += payload_events(frame, ts, src, dst, "tcp", kind, batch[pos:stop], len(group))
                     pos = stop
+                    continue
+                elif item == 8:  # the end of a TCP segment's messages
+                    pos += 1
+                    events = group
+                    group = []
+                elif item == 7:
+                    _seven, length = icmp_item(batch, pos)
+                    pos += icmp_size
+                    stop = pos + length
+                    frame, ts, reporter, icmp, proto, src_ip, dst_ip, sport, dport = loads(view[pos:stop])
+                    pos = stop
+                    stats.unreachable += 1
+                    kinds["icmp-error"] += 1
+                    events = [Unreachable(frame, ts, endpoint(reporter, 0).ip, endpoint(src_ip, sport), endpoint(dst_ip, dport),
+                                          "udp" if proto == UDP else "tcp", icmp)]
+                else:
+                    raise RuntimeError(f"the reading process sent an unknown item {item}")
                 if events:
                     yield from events
     finally:
@@ -271,16 +332,21 @@ def _read(path: str, sender, receiver) -> None:  # type: ignore[no-untyped-def]
 
 
 def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
+    """Read ``path`` and send its batches (see the module doc); the last message says how it
+    ended: done, damage (the CaptureError text) or failure."""
     send = sender.send_bytes
     kind_index = _KIND_INDEX
     forward = _FORWARD
+    message_kinds = _MESSAGE_KINDS
     pack_udp = _UDP_ITEM.pack
-    pack_frame = _FRAME_ITEM.pack
-    pack_flow = _FLOW_ITEM.pack
+    pack_tcp = _TCP_ITEM.pack
     pack_stun = _STUN_ITEM.pack
     dumps = marshal.dumps
     flows: dict[tuple[bytes, int, bytes, int], int] = {}
     fast_udp4 = FAST_UDP4.get
+    tables = CaptureStats()  # fragment and TCP figures, sent whole with each batch
+    fragments = FragmentTable(tables)
+    tcp = TcpReassembler(tables)
     dropped: Counter[str] = Counter()
     out: list[bytes] = []
     append = out.append
@@ -294,6 +360,7 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
             size = len(data)
             if orig_len > size:
                 truncated += 1
+            payload = None
             fast = fast_udp4(linktype)
             if fast is not None and size >= fast[1] + 28:
                 unpack, ip, tags = fast
@@ -304,53 +371,93 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
                         dropped["rtcp" if 192 <= data[start + 1] <= 223 else "rtp" if length >= 20 else "other"] += 1
                         continue
                     payload = data[start : ip + 20 + length]
-                    first = payload[0] if length > 8 else -1
-                    if 64 <= first < 80 and length >= 12:  # demux._channeldata inline
-                        kind = "channeldata" if 0 <= length - 12 - ((payload[2] << 8) | payload[3]) <= 3 else "other"
-                    elif 0 <= first < 4 and length >= 28 and payload[4:8] == _COOKIE:  # demux._stun inline
-                        kind = "stun"
-                    else:
-                        kind = classify(payload)
-                    if kind not in forward:
-                        dropped[kind] += 1
+            if payload is None:  # everything else: as Demux.frame does it
+                unwrapped = decode_frame(linktype, data, ts, fragments)
+                cls = unwrapped.__class__
+                if cls is Transport:
+                    proto, src_ip, dst_ip, sport, dport, payload, seq, flags = unwrapped
+                    if proto != UDP:
+                        key = (src_ip, sport, dst_ip, dport)
+                        messages = tcp.segment(key, seq, flags, payload)
+                        if messages is None:
+                            if payload:
+                                dropped["tcp-other"] += 1
+                            continue
+                        if not messages:
+                            continue
+                        flow = flows.get(key)
+                        if flow is None:
+                            flow = _new_flow(flows, key, append)
+                        binds = False
+                        for message in messages:
+                            kind = classify(message)
+                            if kind not in message_kinds:
+                                dropped[kind] += 1
+                                continue
+                            decoded, bound = _tcp_message(kind, message)
+                            binds = binds or bound
+                            if decoded is not None:
+                                attributes = dumps(tuple(map(tuple, decoded.attributes)))
+                                append(pack_stun(5, frame, ts, flow, len(attributes), len(decoded.raw)))
+                                append(attributes)
+                                append(decoded.raw)
+                            else:
+                                append(pack_tcp(6, frame, ts, flow, kind_index[kind], len(message)))
+                                append(message)
+                            pending += len(message) + 32
+                        append(_END_FRAME)
+                        if binds:
+                            tcp.passthrough(key)
+                        if pending >= BATCH_BYTES:
+                            send(_batch(out, frames, size_total, truncated, dropped, tables))
+                            out.clear()
+                            dropped.clear()
+                            frames = size_total = truncated = pending = 0
                         continue
-                    message = None
-                    if kind == "stun":
-                        message = decode_message(payload)
-                        if message.__class__ is not StunMessage or message.findings or not message.magic:
-                            message = None
-                    key = (src_ip, sport, dst_ip, dport)
-                    flow = flows.get(key)
-                    if flow is None:
-                        if len(flows) >= MAX_FLOWS:
-                            flows.clear()
-                        flow = flows[key] = len(flows)
-                        append(pack_flow(3, flow, src_ip, dst_ip, sport, dport))
-                    if message is not None:
-                        attributes = dumps(tuple(map(tuple, message.attributes)))
-                        append(pack_stun(4, frame, ts, flow, len(attributes), len(message.raw)))
-                        append(attributes)
-                        append(message.raw)
-                    else:
-                        append(pack_udp(1, frame, ts, flow, kind_index[kind], len(payload)))
-                        append(payload)
-                    pending += len(payload) + 32
-                    if pending >= BATCH_BYTES:
-                        send(_batch(out, frames, size_total, truncated, dropped))
-                        out.clear()
-                        dropped.clear()
-                        frames = size_total = truncated = pending = 0
+                elif cls is IcmpQuote:
+                    quote = dumps((frame, ts, *unwrapped))
+                    append(_ICMP_ITEM.pack(7, len(quote)))
+                    append(quote)
                     continue
-            append(pack_frame(2, frame, ts, linktype, size))
-            append(data)
-            pending += size + 24
+                else:
+                    dropped[unwrapped] += 1
+                    continue
+            first = payload[0] if payload else -1
+            size = len(payload)
+            if 64 <= first < 80 and size >= 4:  # demux._channeldata inline
+                kind = "channeldata" if 0 <= size - 4 - ((payload[2] << 8) | payload[3]) <= 3 else "other"
+            elif 0 <= first < 4 and size >= 20 and payload[4:8] == _COOKIE:  # demux._stun inline
+                kind = "stun"
+            else:
+                kind = classify(payload)
+            if kind not in forward:
+                dropped[kind] += 1
+                continue
+            message = None
+            if kind == "stun" and not first & 1:  # requests and indications; answers (class bit C1, RFC 8489 §5) are decoded by the caller, which has time to spare
+                message = decode_message(payload)
+                if message.__class__ is not StunMessage or message.findings or not message.magic:
+                    message = None
+            key = (src_ip, sport, dst_ip, dport)
+            flow = flows.get(key)
+            if flow is None:
+                flow = _new_flow(flows, key, append)
+            if message is not None:
+                attributes = dumps(tuple(map(tuple, message.attributes)))
+                append(pack_stun(4, frame, ts, flow, len(attributes), len(message.raw)))
+                append(attributes)
+                append(message.raw)
+            else:
+                append(pack_udp(1, frame, ts, flow, kind_index[kind], len(payload)))
+                append(payload)
+            pending += len(payload) + 32
             if pending >= BATCH_BYTES:
-                send(_batch(out, frames, size_total, truncated, dropped))
+                send(_batch(out, frames, size_total, truncated, dropped, tables))
                 out.clear()
                 dropped.clear()
                 frames = size_total = truncated = pending = 0
     except CaptureError as exc:
-        send(_batch(out, frames, size_total, truncated, dropped))
+        send(_batch(out, frames, size_total, truncated, dropped, tables))
         send(_DAMAGE + str(exc).encode("utf-8", "replace"))
         return
     except (BrokenPipeError, ConnectionResetError):
@@ -358,9 +465,41 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
     except Exception as exc:  # a bug: say so in the caller rather than die silently
         send(_FAILURE + repr(exc).encode("utf-8", "replace"))
         return
-    send(_batch(out, frames, size_total, truncated, dropped))
+    send(_batch(out, frames, size_total, truncated, dropped, tables))
     send(_DONE)
 
 
-def _batch(items: list[bytes], frames: int, size: int, truncated: int, dropped: Counter[str]) -> bytes:
-    return b"".join([_COUNTS.pack(b"B", frames, size, truncated, *[dropped[k] for k in KINDS]), *items])
+def _new_flow(flows: dict[tuple[bytes, int, bytes, int], int], key: tuple[bytes, int, bytes, int], append) -> int:  # type: ignore[no-untyped-def]
+    """Number a new flow and append its definition."""
+    if len(flows) >= MAX_FLOWS:
+        flows.clear()
+    flow = flows[key] = len(flows)
+    src_ip, sport, dst_ip, dport = key
+    append(_FLOW_ITEM.pack(3, flow, len(src_ip), sport, dport) + src_ip + dst_ip)
+    return flow
+
+
+def _tcp_message(kind: str, message: bytes) -> tuple[StunMessage | None, bool]:
+    """For one framed TCP message: the STUN message to send decoded (None: send the bytes), and
+    whether it is a ConnectionBind success answer (RFC 6062 §4.4: the connection then carries
+    application data), exactly as ``stream._binds_connection`` would find it among the events."""
+    if kind == "ms-turn-mux":
+        wrapper = decode_ms_turn_mux(message)
+        if wrapper.__class__ is DecodeFailure or classify(wrapper.data) not in ("stun", "classic-stun"):
+            return None, False
+        inner = decode_message(wrapper.data)
+        return None, inner.__class__ is StunMessage and inner.method == _CONNECTION_BIND and inner.cls is MessageClass.SUCCESS
+    if kind == "channeldata":
+        return None, False
+    decoded = decode_message(message)
+    if decoded.__class__ is not StunMessage:
+        return None, False
+    bound = decoded.method == _CONNECTION_BIND and decoded.cls is MessageClass.SUCCESS
+    if decoded.findings or not decoded.magic:
+        return None, bound
+    return decoded, bound
+
+
+def _batch(items: list[bytes], frames: int, size: int, truncated: int, dropped: Counter[str], tables: CaptureStats) -> bytes:
+    counts = marshal.dumps((frames, size, truncated, dict(dropped), tuple(getattr(tables, name) for name in _TABLE_FIELDS)))
+    return b"".join([b"B", _U32.pack(len(counts)), counts, *items])
