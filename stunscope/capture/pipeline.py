@@ -174,6 +174,7 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
         u32 = _U32.unpack_from
         payload_events = demux.payload_events
         group: list[Event] = []
+        reported = (0,) * len(_TABLE_FIELDS)
         flow_size = _FLOW_ITEM.size
         ends: list[tuple[Endpoint, Endpoint]] = []
         stun_item = _STUN_ITEM.unpack_from
@@ -203,8 +204,10 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
             stats.truncated += truncated
             for kind, count in dropped.items():
                 kinds[kind] += count
-            for name, value in zip(_TABLE_FIELDS, figures):
-                setattr(stats, name, value)
+            for name, value, before in zip(_TABLE_FIELDS, figures, reported):
+                if value != before:
+                    setattr(stats, name, getattr(stats, name) + value - before)
+            reported = figures
             head = 5 + clen
             pos = head
             end = len(batch)

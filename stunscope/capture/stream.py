@@ -115,7 +115,8 @@ _NO_EVENTS: list[Event] = []
 class Demux:
     """The state of one event stream below the record: IP fragments, TCP directions, bound
     channels, shared endpoints. :func:`iter_events` drives it; so does the decoding side of
-    :mod:`stunscope.capture.pipeline`, which gets frames and UDP payloads from another process."""
+    :mod:`stunscope.capture.pipeline`, which gets UDP payloads and framed TCP messages from
+    another process (it then uses the payload decoder and the bound channels only)."""
 
     __slots__ = ("stats", "kinds", "fragments", "tcp", "endpoint", "channels", "payload_events", "stun_events")
 
