@@ -320,3 +320,21 @@ def test_requests_expire_after_the_transaction_timeout() -> None:
     assert formatter.to_json(event(70.5, 2, b"o" * 12))["rtt_ms"] is None
     assert formatter.to_json(event(70.5, 2, b"n" * 12))["rtt_ms"] == 500.0
     assert list(formatter._requests) == [b"n" * 12] and formatter.evicted == 0
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_second_process_reader_gives_the_same_output(fmt: str) -> None:
+    """`messages` reads big files with a second process (capture/pipeline.py); forced on a small
+    capture with TCP, tunnels and Send/Data, it must print exactly what one process prints."""
+    import os
+    import subprocess
+    import sys
+
+    capture = Path(__file__).resolve().parent.parent / "captures" / "turn-tcp.pcapng"
+    outputs = []
+    for parallel in ("0", "1"):
+        env = {**os.environ, "STUNSCOPE_PARALLEL": parallel}
+        out = subprocess.run([sys.executable, "-m", "stunscope", "messages", str(capture),
+                              "--format", fmt], capture_output=True, env=env, check=True)
+        outputs.append(out.stdout)
+    assert outputs[0] and outputs[0] == outputs[1]

@@ -62,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
 
             dumps = orjson.dumps
             to_json = formatter.to_json
-            for event in open_events(path):
+            for event in open_events(path, parallel=None):
                 batch.append(dumps(to_json(event)))
                 if len(batch) >= _BATCH:
                     out.write(b"\n".join(batch) + b"\n")
                     batch.clear()
         else:
             line = formatter.line
-            for event in open_events(path):
+            for event in open_events(path, parallel=None):
                 batch.append(line(event).encode())
                 if len(batch) >= _BATCH:
                     out.write(b"\n".join(batch) + b"\n")
