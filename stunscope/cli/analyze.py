@@ -43,9 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_capture(parser)
     options.add_format(parser, ("text", "json"))
-    parser.add_argument("--sdp", action="append", default=[], metavar="FILE",
-                        help="SDP offer/answer: ICE passwords and candidate types (repeatable)")
-    options.add_credentials(parser)
+    options.add_analysis_input(parser)
     parser.set_defaults(func=run)
 
 

@@ -99,14 +99,6 @@ class _RulesHelp(argparse.Action):
         parser.exit(0)
 
 
-def add_analysis_input(parser: argparse.ArgumentParser) -> None:
-    """``--sdp`` and the credential flags, which feed the analysis of a capture input."""
-    parser.add_argument("--sdp", action="append", default=[], type=Path, metavar="FILE",
-                        help="SDP offer/answer for the capture: ICE passwords and candidate "
-                             "types (repeatable)")
-    options.add_credentials(parser)
-
-
 def add_baseline_sdp(parser: argparse.ArgumentParser) -> None:
     """``--baseline-sdp``: the SDP of a baseline given as a capture (``--sdp`` is the new one's)."""
     parser.add_argument("--baseline-sdp", action="append", default=[], type=Path, metavar="FILE",
@@ -139,7 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a failed rule of severity warning fails the run too (exit 1)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     options.add_format(parser, ("text", "json"))
-    add_analysis_input(parser)
+    options.add_analysis_input(parser)
     parser.add_argument("--help-rules", action=_RulesHelp)
     parser.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from stunscope.cli import options
-from stunscope.cli.check import add_analysis_input, add_baseline_sdp
+from stunscope.cli.check import add_baseline_sdp
 
 EPILOG = f"""\
 examples:
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "noise (default 50)")
     add_baseline_sdp(parser)
     options.add_format(parser, ("text", "json"))
-    add_analysis_input(parser)
+    options.add_analysis_input(parser)
     parser.set_defaults(func=run)
 
 

@@ -16,7 +16,6 @@ from types import FrameType
 from typing import Any, TextIO
 
 from stunscope.cli import options
-from stunscope.cli.check import add_analysis_input
 from stunscope.errors import EXIT_OK, InputError, UsageError
 
 DESCRIPTION = """\
@@ -93,7 +92,7 @@ def register(subparsers: Any) -> None:
                         help="with --format: built-in rules, as `stunscope check` (repeatable)")
     parser.add_argument("--expect", action="append", default=[], metavar="EXPR",
                         help="with --format: a rule written inline (repeatable)")
-    add_analysis_input(parser)
+    options.add_analysis_input(parser)
     parser.set_defaults(func=run)
 
 

@@ -31,9 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "TURN allocations and verdicts.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_capture(parser)
-    parser.add_argument("--sdp", action="append", default=[], metavar="FILE",
-                        help="SDP offer/answer: ICE passwords and candidate types (repeatable)")
-    options.add_credentials(parser)
+    options.add_analysis_input(parser)
     parser.set_defaults(func=run)
 
 

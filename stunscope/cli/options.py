@@ -36,6 +36,7 @@ from stunscope.wire.integrity import CREDENTIALS_ENV, Keyring, parse_credential,
 
 __all__ = [
     "CREDENTIALS_HELP",
+    "add_analysis_input",
     "add_capture",
     "add_credentials",
     "add_format",
@@ -74,6 +75,15 @@ def add_credentials(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ice-pwd", action="append", default=[], metavar="PASSWORD",
         help="ICE password (a=ice-pwd), a short-term credential (repeatable)")
+
+
+def add_analysis_input(parser: argparse.ArgumentParser) -> None:
+    """``--sdp`` (repeatable) and the credential flags: what the analysis of a capture needs to
+    check MESSAGE-INTEGRITY and label candidates (RFC 8839 §5.1, §5.4)."""
+    parser.add_argument("--sdp", action="append", default=[], type=Path, metavar="FILE",
+                        help="SDP offer/answer for the capture: ICE passwords and candidate "
+                             "types (repeatable)")
+    add_credentials(parser)
 
 
 def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str | None = None) -> None:
