@@ -10,6 +10,8 @@ dropped first).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from stunscope.wire.attributes import channel_number
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 
@@ -23,8 +25,8 @@ class BoundChannels:
     def __init__(self, *, max_pairs: int = 4096, max_requests: int = 4096) -> None:
         self._max_pairs = max_pairs
         self._max_requests = max_requests
-        self._requests: dict[bytes, tuple[int, Endpoint, Endpoint]] = {}
-        self._bound: dict[tuple[Endpoint, Endpoint], set[int]] = {}
+        self._requests: OrderedDict[bytes, tuple[int, Endpoint, Endpoint]] = OrderedDict()
+        self._bound: OrderedDict[tuple[Endpoint, Endpoint], set[int]] = OrderedDict()
 
     def __bool__(self) -> bool:
         return bool(self._bound)
@@ -52,8 +54,8 @@ class BoundChannels:
         return channels is not None and len(payload) >= 4 and ((payload[0] << 8) | payload[1]) in channels
 
 
-def _bounded_put(table: dict, key: object, value: object, limit: int) -> None:
+def _bounded_put(table: OrderedDict, key: object, value: object, limit: int) -> None:
     """Insert into a dict kept to ``limit`` entries by dropping the oldest."""
     if key not in table and len(table) >= limit:
-        del table[next(iter(table))]
+        table.popitem(last=False)
     table[key] = value

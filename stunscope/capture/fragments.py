@@ -11,6 +11,7 @@ evicted. Both are counted in the stats.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable
 
 from stunscope.capture.stats import CaptureStats
@@ -49,7 +50,7 @@ class FragmentTable:
         self._max_bytes = max_bytes
         self._timeout = timeout_s
         self._held = 0
-        self._pending: dict[Hashable, _Partial] = {}
+        self._pending: OrderedDict[Hashable, _Partial] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pending)

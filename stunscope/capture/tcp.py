@@ -17,6 +17,8 @@ into passthrough and their bytes are no longer framed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from stunscope.capture.layers import TCP_FIN, TCP_RST, TCP_SYN
 from stunscope.capture.stats import CaptureStats
 from stunscope.wire.framing import StreamFramer
@@ -105,8 +107,8 @@ class TcpReassembler:
         self._max_directions = max_directions
         self._max_pending = max_pending
         self._max_segments = max_segments
-        self._dirs: dict[FlowKey, _Direction] = {}
-        self._syn: dict[FlowKey, int] = {}  # initial sequence numbers seen in SYNs
+        self._dirs: OrderedDict[FlowKey, _Direction] = OrderedDict()
+        self._syn: OrderedDict[FlowKey, int] = OrderedDict()  # initial sequence numbers seen in SYNs
 
     def segment(self, key: FlowKey, seq: int, flags: int, payload: bytes) -> list[bytes] | None:
         """Feed one segment; return the messages it completes, or None for an untracked or

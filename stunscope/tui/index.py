@@ -125,7 +125,7 @@ class MessageIndex:
         self.usernames: list[str] = [""]
         self._username_ids: dict[str, int] = {"": 0}
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
-        self._last_request: dict[tuple[int, int], int] = {}
+        self._last_request: OrderedDict[tuple[int, int], int] = OrderedDict()
         """(source, destination) -> the last request row of that flow, for ICMP errors."""
         self._relayed: dict[tuple[int, int], int] = {}
         self._channel_peers: dict[tuple[int, int, int], int] = {}
@@ -291,7 +291,7 @@ class MessageIndex:
         self._last_request.pop(flow, None)
         self._last_request[flow] = pending.row
         if len(self._last_request) > _WINDOW:
-            del self._last_request[next(iter(self._last_request))]
+            self._last_request.popitem(last=False)
 
     def _age(self, now: float) -> None:
         """Forget requests older than the RFC 8489 retransmission span (they timed out) and
