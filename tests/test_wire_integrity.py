@@ -166,3 +166,16 @@ def test_saslprep() -> None:
     assert saslprep("a\u2003b") == "a b"  # non-ASCII space mapped to SPACE
     assert saslprep("a\u0007") == "a\u0007"  # prohibited: kept unchanged, a key can still be made
     assert saslprep("\u0627\u0031") == "\u0627\u0031"  # bidi rule broken: unchanged
+
+
+def test_message_integrity_of_another_length_is_not_called_bad() -> None:
+    """[MS-TURN] servers put a 32-byte HMAC-SHA256 in the MESSAGE-INTEGRITY attribute (0x0008);
+    RFC 8489 §14.5 fixes it at 20 bytes of HMAC-SHA1, so it cannot be judged: not "bad"."""
+    hmac32 = hashlib.sha256(b"not an rfc 8489 hmac").digest()
+    raw = encode_message(0x003, 0x000, bytes(12), [(0x0006, b"alice"), (0x0008, hmac32)],
+                         fingerprint=False)
+    msg = decode_message(raw)
+    assert isinstance(msg, StunMessage)
+    keyring = Keyring()
+    keyring.add_long_term("alice", "wonderland")
+    assert check_integrity(msg, keyring, realm="example.org") is None

@@ -255,7 +255,8 @@ def check_integrity(
 ) -> str | None:
     """Verify MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.5-14.6).
 
-    Returns None when the message carries neither, ``"no-key"`` when the keyring has no candidate
+    Returns None when the message carries neither (a MESSAGE-INTEGRITY that is not 20 bytes, as
+    [MS-TURN]'s 32-byte one, cannot be judged and is passed over), ``"no-key"`` when the keyring has no candidate
     key, ``"ok"`` when every integrity attribute present verifies with some candidate key, else
     ``"bad"``. Responses carry no USERNAME/REALM: pass the request's as ``username``/``realm``.
     Only the first attribute of each kind counts (RFC 8489 §14). A PASSWORD-ALGORITHM of SHA-256
@@ -266,6 +267,8 @@ def check_integrity(
     for attr in msg.attributes:
         attr_type = attr[0]
         if attr_type in _HMACS:
+            if attr_type == MESSAGE_INTEGRITY and len(attr[3]) != 20:
+                continue  # [MS-TURN]'s 32-byte MI is no RFC 8489 HMAC-SHA1: it cannot be judged
             present.setdefault(attr_type, attr)
         elif attr_type == PASSWORD_ALGORITHM:
             sha256_password = attr[3][:2] == _SHA256_PASSWORD
