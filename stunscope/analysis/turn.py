@@ -10,6 +10,8 @@ Times come from packet timestamps: an allocation expires LIFETIME seconds after 
 set it (§7.3, Refresh §7.5; LIFETIME 0 deallocates), a permission 300 s after it was installed
 or refreshed by CreatePermission or ChannelBind (§9), a channel 600 s after its ChannelBind
 (§12), and a channel number or peer stays reserved 5 minutes after the binding expires (§12.2).
+The state types and these lifetimes are in ``stunscope.analysis.allocations``; this module holds
+the tracker that moves them.
 
 Flags (as verdicts): data sent to a peer without a live permission (the server drops it, §10.2),
 ChannelData on an unbound or expired channel (§12.6), a ChannelBind that would rebind a live
@@ -31,6 +33,30 @@ import ipaddress
 from collections import deque
 from itertools import islice
 
+from stunscope.analysis.allocations import (
+    ALLOCATE,
+    CHANNEL_BIND,
+    CHANNEL_QUARANTINE_S,
+    CHANNEL_S,
+    CONNECT,
+    CONNECTION_ATTEMPT,
+    CONNECTION_BIND,
+    CREATE_PERMISSION,
+    DATA,
+    DEFAULT_LIFETIME_S,
+    METHODS,
+    PERMISSION_S,
+    REFRESH,
+    SEND,
+    XOR_PEER_ADDRESS,
+    AllocationState,
+    ChannelState,
+    ConnectionState,
+    Key,
+    PermissionState,
+    TurnRequest,
+    connection_id,
+)
 from stunscope.analysis.results import (
     Allocation,
     Channel,
@@ -41,7 +67,6 @@ from stunscope.analysis.results import (
 )
 from stunscope.analysis.verdicts import VerdictLog, verdict
 from stunscope.wire.attributes import (
-    channel_number,
     lifetime,
     realm,
     username,
@@ -52,24 +77,8 @@ from stunscope.wire.attributes import (
 from stunscope.wire.message import ChannelData, Endpoint, StunMessage
 from stunscope.wire.registry import method_name
 
-ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_BIND = 0x003, 0x004, 0x006, 0x007, 0x008, 0x009
-CONNECT, CONNECTION_BIND, CONNECTION_ATTEMPT = 0x00A, 0x00B, 0x00C
-METHODS = frozenset({ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_BIND, CONNECT,
-                     CONNECTION_BIND, CONNECTION_ATTEMPT})
-"""The TURN methods (RFC 8656 §18, RFC 6062 §6.1)."""
-
-CONNECTION_ID, XOR_PEER_ADDRESS = 0x002A, 0x0012
-_INTEGRITY = (0x0008, 0x001C)
-"""MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256."""
-
-DEFAULT_LIFETIME_S = 600
-"""RFC 8656 §3.2: the default allocation lifetime when the response carries no LIFETIME."""
-PERMISSION_S = 300
-"""RFC 8656 §9: permission lifetime."""
-CHANNEL_S = 600
-"""RFC 8656 §12: channel binding lifetime."""
-CHANNEL_QUARANTINE_S = 300
-"""RFC 8656 §12.2: after expiry, a number/peer is not rebound to another for 5 minutes."""
+__all__ = ["ALLOCATE", "METHODS", "MAX_ALLOCATIONS", "MAX_ENTRIES", "MAX_PEERS", "AllocationState",
+           "TurnRequest", "TurnTracker"]
 
 MAX_ALLOCATIONS = 5_000
 """Allocations kept (live and ended); the oldest ended one (else the oldest) is evicted."""
@@ -77,120 +86,6 @@ MAX_PEERS = 256
 """Permissions, channels and peers with data counters, each, per allocation."""
 MAX_ENTRIES = 100_000
 """Permissions, channels and peers over all allocations."""
-
-Key = tuple[str, Endpoint, Endpoint]
-
-
-class _Perm:
-    __slots__ = ("frame", "expires", "refreshes")
-
-    def __init__(self, frame: int, expires: float) -> None:
-        self.frame = frame
-        self.expires = expires
-        self.refreshes = 0
-
-
-class _Chan:
-    __slots__ = ("peer", "frame", "expires", "refreshes", "packets", "bytes")
-
-    def __init__(self, peer: Endpoint, frame: int, expires: float) -> None:
-        self.peer = peer
-        self.frame = frame
-        self.expires = expires
-        self.refreshes = 0
-        self.packets = 0
-        self.bytes = 0
-
-
-class _Conn:
-    __slots__ = ("peer", "initiated_by", "bound", "frames")
-
-    def __init__(self, peer: Endpoint | None, initiated_by: str, frame: int) -> None:
-        self.peer = peer
-        self.initiated_by = initiated_by
-        self.bound = False
-        self.frames = [frame]
-
-
-class AllocationState:
-    """The live state of one allocation. ``seen_start`` tells whether its Allocate was captured."""
-
-    __slots__ = (
-        "key", "first_frame", "state", "relayed", "mapped", "lifetime_s", "expires", "refreshes",
-        "username", "realm", "challenges", "auth_failures", "stale_nonces", "dealloc_frame",
-        "permissions", "channels", "old_channels", "peers", "connections", "seen_start",
-        "expiry_reported", "last_frame", "asked", "stale_frames",
-    )
-
-    def __init__(self, key: Key, frame: int, seen_start: bool) -> None:
-        self.key = key
-        self.first_frame = frame
-        self.state = "requested" if seen_start else "observed"
-        self.relayed: Endpoint | None = None
-        self.mapped: Endpoint | None = None
-        self.lifetime_s: int | None = None
-        self.expires: float | None = None
-        self.refreshes = 0
-        self.username: str | None = None
-        self.realm: str | None = None
-        self.challenges = 0
-        self.auth_failures = 0
-        self.stale_nonces = 0
-        self.dealloc_frame: int | None = None
-        self.permissions: dict[str, _Perm] = {}
-        self.channels: dict[int, _Chan] = {}
-        self.old_channels: dict[int, tuple[Endpoint, float]] = {}
-        self.peers: dict[Endpoint, list[int]] = {}
-        self.connections: dict[int, _Conn] = {}
-        self.seen_start = seen_start
-        self.expiry_reported = False
-        self.last_frame = frame
-        self.asked: set[str] = set()
-        self.stale_frames: tuple[int, ...] = ()
-
-    def ended(self, now: float) -> bool:
-        """Deallocated, failed, or past its lifetime at ``now``."""
-        return self.state in ("deallocated", "failed") or (
-            self.expires is not None and now > self.expires
-        )
-
-    def subject(self) -> str:
-        """How verdicts name this allocation."""
-        transport, client, server = self.key
-        return f"{client} -> {server} ({transport})"
-
-
-class TurnRequest:
-    """What a TURN request asked for, kept on its transaction until the answer."""
-
-    __slots__ = ("alloc", "method", "peers", "channel", "msg", "lifetime", "conn_id", "frame",
-                 "ts")
-
-    def __init__(self, alloc: AllocationState, method: int, msg: StunMessage, frame: int,
-                 ts: float) -> None:
-        self.alloc = alloc
-        self.method = method
-        self.frame = frame
-        self.ts = ts
-        self.msg = msg
-        self.peers = xor_peers(msg) if method in (CREATE_PERMISSION, CHANNEL_BIND, CONNECT) else []
-        self.channel = channel_number(msg) if method == CHANNEL_BIND else None
-        self.lifetime = lifetime(msg) if method == REFRESH else None
-        self.conn_id = _connection_id(msg) if method == CONNECTION_BIND else None
-
-
-    @property
-    def credentialed(self) -> bool:
-        """Whether the request carried MESSAGE-INTEGRITY(-SHA256) (RFC 8489 §9.2.3)."""
-        return any(a.type in _INTEGRITY for a in self.msg.attributes)
-
-
-def _connection_id(msg: StunMessage) -> int | None:
-    """CONNECTION-ID (RFC 6062 §6.2.1): a 32-bit number."""
-    for attr in msg.attributes:
-        if attr.type == CONNECTION_ID and len(attr.raw) == 4:
-            return int.from_bytes(attr.raw, "big")
-    return None
 
 
 def _forbidden_cause(peer: Endpoint, relayed: set[Endpoint]) -> str:
@@ -300,7 +195,7 @@ class TurnTracker:
         key = (transport, client, server)
         alloc = self.allocs.get(key)
         if method == CONNECTION_BIND:
-            conn_id = _connection_id(msg)
+            conn_id = connection_id(msg)
             bound_to = self.by_connection.get(conn_id) if conn_id is not None else None
             if bound_to is not None:
                 alloc = bound_to
@@ -409,7 +304,7 @@ class TurnTracker:
             if req.channel is not None and req.peers:
                 self._bind(alloc, req.channel, req.peers[0], frame, ts)
         elif method == CONNECT:
-            conn_id = _connection_id(msg)
+            conn_id = connection_id(msg)
             if conn_id is not None:
                 self._connection(alloc, conn_id, req.peers[0] if req.peers else None, "connect", frame)
         elif method == CONNECTION_BIND and req.conn_id is not None:
@@ -422,7 +317,7 @@ class TurnTracker:
         perm = alloc.permissions.get(peer_ip)
         if perm is None:
             if self._room(alloc.permissions):
-                alloc.permissions[peer_ip] = _Perm(frame, ts + PERMISSION_S)
+                alloc.permissions[peer_ip] = PermissionState(frame, ts + PERMISSION_S)
         else:
             perm.refreshes += 1
             perm.expires = ts + PERMISSION_S
@@ -432,9 +327,9 @@ class TurnTracker:
         if chan is None or chan.peer != peer:
             if chan is not None:
                 alloc.old_channels[number] = (chan.peer, chan.expires)
-                alloc.channels[number] = _Chan(peer, frame, ts + CHANNEL_S)
+                alloc.channels[number] = ChannelState(peer, frame, ts + CHANNEL_S)
             elif self._room(alloc.channels):
-                alloc.channels[number] = _Chan(peer, frame, ts + CHANNEL_S)
+                alloc.channels[number] = ChannelState(peer, frame, ts + CHANNEL_S)
         else:
             chan.refreshes += 1
             chan.expires = ts + CHANNEL_S
@@ -443,7 +338,7 @@ class TurnTracker:
     def _connection(self, alloc: AllocationState, conn_id: int, peer: Endpoint | None,
                     initiated_by: str, frame: int) -> None:
         if conn_id not in alloc.connections:
-            alloc.connections[conn_id] = _Conn(peer, initiated_by, frame)
+            alloc.connections[conn_id] = ConnectionState(peer, initiated_by, frame)
             self.by_connection[conn_id] = alloc
 
     def _error(self, req: TurnRequest, alloc: AllocationState, error: tuple[int, str], frame: int,
@@ -539,7 +434,7 @@ class TurnTracker:
             return
         peer = self._indication_peer(msg)
         if method == CONNECTION_ATTEMPT:
-            conn_id = _connection_id(msg)
+            conn_id = connection_id(msg)
             if conn_id is not None:
                 self._connection(alloc, conn_id, peer, "peer", frame)
             return
