@@ -595,21 +595,11 @@ def ipv6(plan: Plan | None = None) -> Result:
             _uclient(plan, "-c", "-x", server="::1", peer="::1")
             time.sleep(0.3)
 
-        import aioice
-
         async def body(plan, result):
-            a = aioice.Connection(ice_controlling=True, use_ipv4=False, use_ipv6=True)
-            b = aioice.Connection(ice_controlling=False, use_ipv4=False, use_ipv6=True)
-            try:
-                await a.gather_candidates()
-                await b.gather_candidates()
-                await _exchange(a, b)
+            async with _agent_pair(ipv6=True) as (a, b):
                 result.notes += await _connect_both(a, b, 20)
                 await _talk(a, b)
                 result.sdp = _sdp([("A", a), ("B", b)])
-            finally:
-                await a.close()
-                await b.close()
 
         return _ice(plan, "ipv6", body, family="::1")
 
@@ -798,6 +788,32 @@ async def _exchange(a, b, *, a_pwd: str | None = None, b_pwd: str | None = None)
         await dst.add_remote_candidate(None)
 
 
+@contextlib.asynccontextmanager
+async def _agent_pair(*, ipv6: bool = False, b_controlling: bool = False,
+                      a_opts: dict | None = None, a_pwd: str | None = None,
+                      b_pwd: str | None = None, linger: float = 0.0):
+    """Two aioice agents, A controlling and B controlled (unless ``b_controlling``), with host
+    candidates on 127.0.0.1 (or only ::1 with ``ipv6``), created, gathered and signalled to each
+    other (``_exchange``, with ``a_pwd``/``b_pwd`` in place of the real remote passwords); yields
+    ``(a, b)``, then closes A and B and waits ``linger`` seconds. ``a_opts`` adds
+    ``aioice.Connection`` arguments for A (a TURN server, a transport policy)."""
+    import aioice
+
+    where = {"use_ipv4": False, "use_ipv6": True} if ipv6 else {"use_ipv6": False}
+    a = aioice.Connection(ice_controlling=True, **where, **(a_opts or {}))
+    b = aioice.Connection(ice_controlling=b_controlling, **where)
+    try:
+        await a.gather_candidates()
+        await b.gather_candidates()
+        await _exchange(a, b, a_pwd=a_pwd, b_pwd=b_pwd)
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+        if linger:
+            await asyncio.sleep(linger)
+
+
 async def _connect_both(a, b, timeout: float) -> list[str]:
     results = await asyncio.wait_for(
         asyncio.gather(a.connect(), b.connect(), return_exceptions=True), timeout)
@@ -844,22 +860,12 @@ def ice_host(plan: Plan | None = None) -> Result:
     connectivity checks both ways, nomination (USE-CANDIDATE), a few datagrams each way, and
     consent-freshness checks (RFC 7675) on the selected pair (aioice's interval shortened to
     1 s, so each agent sends exactly one in the 1.4 s the capture lasts after connecting)."""
-    import aioice
-
     async def body(plan, result):
-        a = aioice.Connection(ice_controlling=True, use_ipv6=False)
-        b = aioice.Connection(ice_controlling=False, use_ipv6=False)
-        try:
-            await a.gather_candidates()
-            await b.gather_candidates()
-            await _exchange(a, b)
+        async with _agent_pair() as (a, b):
             result.notes += await _connect_both(a, b, 20)
             await _talk(a, b)
             await asyncio.sleep(1.4)  # exactly one consent check per agent (every 0.8-1.2 s)
             result.sdp = _sdp([("A", a), ("B", b)])
-        finally:
-            await a.close()
-            await b.close()
 
     return _ice(plan, "ice-host", body, consent_interval=1)
 
@@ -877,27 +883,16 @@ def ice_turn_relay(plan: Plan | None = None) -> Result:
     RELAY, TURN over UDP, alice/wonderland: 401 challenge, Allocate, ChannelBind, Refresh on
     close), B has a host candidate. Checks from A reach B through the relay inside ChannelData;
     B's checks arrive at A's relayed address; the selected pair is relayed. Datagrams follow."""
-    import aioice
     from aioice.ice import TransportPolicy
 
     async def body(plan, result):
-        a = aioice.Connection(ice_controlling=True, use_ipv6=False,
-                              turn_server=("127.0.0.1", plan.server_port),
-                              turn_username=USER, turn_password=PASSWORD,
-                              transport_policy=TransportPolicy.RELAY)
-        b = aioice.Connection(ice_controlling=False, use_ipv6=False)
-        try:
-            await a.gather_candidates()
-            await b.gather_candidates()
-            await _exchange(a, b)
+        relay_only = {"turn_server": ("127.0.0.1", plan.server_port), "turn_username": USER,
+                      "turn_password": PASSWORD, "transport_policy": TransportPolicy.RELAY}
+        async with _agent_pair(a_opts=relay_only, linger=0.3) as (a, b):
             result.notes += await _connect_both(a, b, 20)
             await _talk(a, b)
             await asyncio.sleep(0.5)
             result.sdp = _sdp([("A", a), ("B", b)])
-        finally:
-            await a.close()
-            await b.close()
-            await asyncio.sleep(0.3)
 
     with _planned(plan) as plan, turnserver(plan):
         return _ice(plan, "ice-turn-relay", body)
@@ -906,20 +901,11 @@ def ice_turn_relay(plan: Plan | None = None) -> Result:
 def ice_wrong_password(plan: Plan | None = None) -> Result:
     """Two aioice agents on 127.0.0.1 whose remote ICE passwords are both wrong (a mangled
     offer/answer): every check is answered 401 Unauthenticated and ICE fails on both sides."""
-    import aioice
-
     async def body(plan, result):
-        a = aioice.Connection(ice_controlling=True, use_ipv6=False)
-        b = aioice.Connection(ice_controlling=False, use_ipv6=False)
-        try:
-            await a.gather_candidates()
-            await b.gather_candidates()
-            await _exchange(a, b, a_pwd="wrong-password-of-b-0000", b_pwd="wrong-password-of-a-0000")
+        async with _agent_pair(a_pwd="wrong-password-of-b-0000",
+                               b_pwd="wrong-password-of-a-0000") as (a, b):
             result.notes += await _connect_both(a, b, 40)
             result.sdp = _sdp([("A", a), ("B", b)])
-        finally:
-            await a.close()
-            await b.close()
 
     return _ice(plan, "ice-wrong-password", body, retry_max=4)
 
@@ -961,24 +947,14 @@ def ice_role_conflict(plan: Plan | None = None) -> Result:
     """Two aioice agents that both start controlling (both saw an offer): checks carry
     ICE-CONTROLLING on both sides, the agent with the smaller tie-breaker gets 487 Role Conflict
     and switches to controlled, and ICE then connects."""
-    import aioice
-
     async def body(plan, result):
-        a = aioice.Connection(ice_controlling=True, use_ipv6=False)
-        b = aioice.Connection(ice_controlling=True, use_ipv6=False)
-        try:
-            await a.gather_candidates()
-            await b.gather_candidates()
-            await _exchange(a, b)
+        async with _agent_pair(b_controlling=True) as (a, b):
             result.notes += await _connect_both(a, b, 30)
             result.notes.append(f"roles after: A controlling={a.ice_controlling}, "
                                 f"B controlling={b.ice_controlling}")
             with contextlib.suppress(Exception):
                 await _talk(a, b, 1)
             result.sdp = _sdp([("A", a), ("B", b)])
-        finally:
-            await a.close()
-            await b.close()
 
     return _ice(plan, "ice-role-conflict", body)
 
