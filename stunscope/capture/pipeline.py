@@ -47,7 +47,7 @@ import stat
 import struct
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stunscope.capture.events import Event, MessageEvent, Unreachable
@@ -334,6 +334,16 @@ def _read(path: str, sender, receiver) -> None:  # type: ignore[no-untyped-def]
         sender.close()
 
 
+def _append_stun(append: Callable[[bytes], None], item: int, frame: int, ts: float, flow: int,
+                 message: StunMessage) -> None:
+    """Queue a decoded STUN message as item ``item`` (4: UDP, 5: TCP): header, its attributes
+    (marshalled), its raw bytes."""
+    attributes = marshal.dumps(tuple(map(tuple, message.attributes)))
+    append(_STUN_ITEM.pack(item, frame, ts, flow, len(attributes), len(message.raw)))
+    append(attributes)
+    append(message.raw)
+
+
 def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
     """Read ``path`` and send its batches (see the module doc); the last message says how it
     ended: done, damage (the CaptureError text) or failure."""
@@ -343,7 +353,6 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
     message_kinds = _MESSAGE_KINDS
     pack_udp = _UDP_ITEM.pack
     pack_tcp = _TCP_ITEM.pack
-    pack_stun = _STUN_ITEM.pack
     dumps = marshal.dumps
     flows: dict[tuple[bytes, int, bytes, int], int] = {}
     fast_udp4 = FAST_UDP4.get
@@ -400,10 +409,7 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
                             decoded, bound = _tcp_message(kind, message)
                             binds = binds or bound
                             if decoded is not None:
-                                attributes = dumps(tuple(map(tuple, decoded.attributes)))
-                                append(pack_stun(5, frame, ts, flow, len(attributes), len(decoded.raw)))
-                                append(attributes)
-                                append(decoded.raw)
+                                _append_stun(append, 5, frame, ts, flow, decoded)
                             else:
                                 append(pack_tcp(6, frame, ts, flow, kind_index[kind], len(message)))
                                 append(message)
@@ -446,10 +452,7 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
             if flow is None:
                 flow = _new_flow(flows, key, append)
             if message is not None:
-                attributes = dumps(tuple(map(tuple, message.attributes)))
-                append(pack_stun(4, frame, ts, flow, len(attributes), len(message.raw)))
-                append(attributes)
-                append(message.raw)
+                _append_stun(append, 4, frame, ts, flow, message)
             else:
                 append(pack_udp(1, frame, ts, flow, kind_index[kind], len(payload)))
                 append(payload)
