@@ -16,6 +16,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from stunscope.tui.ladder import LIFELINE, MARGIN, Ladder
+from stunscope.tui.outcome_colours import outcome_classes, outcome_css
 from stunscope.tui.scrolling import set_virtual_size
 
 
@@ -23,10 +24,8 @@ class LadderView(ScrollView, can_focus=True):
     """Sequence diagram of the timeline's current view."""
 
     COMPONENT_CLASSES = {
-        "ladder--header", "ladder--lifeline", "ladder--cursor", "ladder--success",
-        "ladder--error", "ladder--timeout", "ladder--pending", "ladder--none",
-        "ladder--indication", "ladder--retransmission",
-    }
+        "ladder--header", "ladder--lifeline", "ladder--cursor",
+    } | outcome_classes("ladder", none="none")
 
     DEFAULT_CSS = """
     LadderView { height: 1fr; overflow-y: scroll; }
@@ -34,14 +33,7 @@ class LadderView(ScrollView, can_focus=True):
     LadderView > .ladder--lifeline { color: $foreground-muted; }
     LadderView > .ladder--cursor { background: $accent 30%; }
     LadderView:focus > .ladder--cursor { background: $accent 60%; }
-    LadderView > .ladder--success { color: $text-success; }
-    LadderView > .ladder--error { color: $text-error; }
-    LadderView > .ladder--timeout { color: $text-warning; }
-    LadderView > .ladder--pending { color: $foreground; }
-    LadderView > .ladder--none { color: $foreground; }
-    LadderView > .ladder--indication { color: $text-secondary; }
-    LadderView > .ladder--retransmission { color: $foreground-muted; text-style: italic; }
-    """
+""" + outcome_css("LadderView", "ladder", none="none")
 
     BINDINGS = [
         Binding("up,k", "move(-1)", "Up", show=False),

@@ -22,6 +22,7 @@ from textual.strip import Strip
 
 from stunscope.tui.scrolling import set_virtual_size
 from stunscope.tui.index import FOLDED, RELAYED_COPY, RETRANSMISSION, MessageIndex, Outcome, RowKind
+from stunscope.tui.outcome_colours import outcome_classes, outcome_css
 from stunscope.tui.summary import Summaries, row_label
 from stunscope.tui.view import RowView
 from stunscope.wire.message import MessageClass
@@ -41,28 +42,14 @@ class Timeline(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "timeline--header",
         "timeline--cursor",
-        "timeline--success",
-        "timeline--error",
-        "timeline--timeout",
-        "timeline--pending",
-        "timeline--plain",
-        "timeline--indication",
-        "timeline--retransmission",
-    }
+    } | outcome_classes("timeline", none="plain")
 
     DEFAULT_CSS = """
     Timeline { height: 1fr; scrollbar-size-horizontal: 0; overflow-y: scroll; }
     Timeline > .timeline--header { text-style: bold; background: $panel; }
     Timeline > .timeline--cursor { background: $accent 40%; text-style: bold; }
     Timeline:focus > .timeline--cursor { background: $accent; }
-    Timeline > .timeline--success { color: $text-success; }
-    Timeline > .timeline--error { color: $text-error; }
-    Timeline > .timeline--timeout { color: $text-warning; }
-    Timeline > .timeline--pending { color: $foreground; }
-    Timeline > .timeline--plain { color: $foreground; }
-    Timeline > .timeline--indication { color: $text-secondary; }
-    Timeline > .timeline--retransmission { color: $foreground-muted; text-style: italic; }
-    """
+""" + outcome_css("Timeline", "timeline", none="plain")
 
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False),
