@@ -571,19 +571,25 @@ class TurnTracker:
     @staticmethod
     def _result(alloc: AllocationState, state: str, now: float | None) -> Allocation:
         # Permissions and channels die with their allocation (RFC 8656 §7: deallocation and
-        # expiry delete them), whatever their own timers say.
+        # expiry delete them), whatever their own timers say: they expire when it ends.
         end = alloc.expires if alloc.expires is not None else float("inf")
+        ended = state in ("deallocated", "expired")
+
+        def until(expires: float) -> float:  # a live allocation may still be refreshed
+            return round(min(expires, end) if ended else expires, 6)
 
         def live(expires: float) -> str:
+            if ended:
+                return "expired"
             return "expired" if now is not None and now > min(expires, end) else "active"
 
         transport, client, server = alloc.key
         perms = tuple(
-            Permission(ip, p.frame, p.refreshes, round(p.expires, 6), live(p.expires))
+            Permission(ip, p.frame, p.refreshes, until(p.expires), live(p.expires))
             for ip, p in alloc.permissions.items()
         )
         chans = tuple(
-            Channel(n, str(c.peer), c.frame, c.refreshes, round(c.expires, 6), live(c.expires),
+            Channel(n, str(c.peer), c.frame, c.refreshes, until(c.expires), live(c.expires),
                     c.packets, c.bytes)
             for n, c in sorted(alloc.channels.items())
         )
