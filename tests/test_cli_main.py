@@ -48,3 +48,17 @@ def test_unknown_flag_is_one_line_exit_2() -> None:
     out = _run(["messages", "--no-such-flag", str(CAPTURE)])
     assert out.returncode == 2
     assert len(out.stderr.decode().strip().splitlines()) == 1
+
+
+def test_a_command_imports_only_what_it_needs() -> None:
+    """`stunscope decode` parses and runs without loading the analysis or the capture reader."""
+    code = (
+        "import sys, io, contextlib\n"
+        "from stunscope.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    rc = main(['decode', '000100002112a442000000000000000000000000'])\n"
+        "loaded = [m for m in ('stunscope.analysis', 'stunscope.capture.stream') if m in sys.modules]\n"
+        "print(rc, ','.join(loaded))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0"], out.stdout
