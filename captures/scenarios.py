@@ -830,8 +830,10 @@ async def _talk(a, b, count: int = 3) -> None:
 
 
 def _ice(plan: Plan | None, name: str, body, *, family: str = "127.0.0.1",
-         consent_interval: float | None = None, retry_max: int | None = None) -> Result:
-    """Run ``body(plan, result)`` (a coroutine function) in a fresh loop with aioice patched."""
+         consent_interval: float | None = None, consent_failures: int | None = None,
+         retry_max: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> Result:
+    """Run ``body(plan, result)`` (a coroutine function) in a fresh loop with aioice patched,
+    for at most ``timeout`` seconds."""
     import aioice.ice
     import aioice.stun
 
@@ -840,15 +842,19 @@ def _ice(plan: Plan | None, name: str, body, *, family: str = "127.0.0.1",
 
         async def main():
             undo = _patch_aioice(plan, asyncio.get_running_loop(), family)
-            saved = aioice.ice.CONSENT_INTERVAL, aioice.stun.RETRY_MAX
+            saved = (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES,
+                     aioice.stun.RETRY_MAX)
             if consent_interval is not None:
                 aioice.ice.CONSENT_INTERVAL = consent_interval
+            if consent_failures is not None:
+                aioice.ice.CONSENT_FAILURES = consent_failures
             if retry_max is not None:
                 aioice.stun.RETRY_MAX = retry_max
             try:
-                await asyncio.wait_for(body(plan, result), DEFAULT_TIMEOUT)
+                await asyncio.wait_for(body(plan, result), timeout)
             finally:
-                aioice.ice.CONSENT_INTERVAL, aioice.stun.RETRY_MAX = saved
+                (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES,
+                 aioice.stun.RETRY_MAX) = saved
                 undo()
 
         asyncio.run(main())
@@ -959,6 +965,35 @@ def ice_role_conflict(plan: Plan | None = None) -> Result:
     return _ice(plan, "ice-role-conflict", body)
 
 
+def ice_consent_lost(plan: Plan | None = None) -> Result:
+    """Two aioice agents on 127.0.0.1 (A controlling, B controlled, host candidates) connect,
+    exchange a few datagrams, and each sends one consent check (RFC 7675; aioice's own interval,
+    5 s x 0.8-1.2), answered. Then agent B goes away without a word (it closes its socket, as
+    when its process dies): A's next consent checks (not retransmitted) draw only ICMP port
+    unreachable from the kernel. aioice gives up after a count of failed checks, not after 30 s;
+    allowing 7 of them here (aioice's 6 can end at 26.5 s) puts its last check more than 30 s
+    (31-45 s) after the last answer, so consent has expired by RFC 7675's clock; A closes."""
+    async def body(plan, result):
+        loop = asyncio.get_running_loop()
+        async with _agent_pair() as (a, b):
+            result.notes += await _connect_both(a, b, 20)
+            await _talk(a, b)
+            await asyncio.sleep(6.5)  # one answered consent check per agent (every 4-6 s)
+            result.sdp = _sdp([("A", a), ("B", b)])
+            await b.close()
+            gone = loop.time()
+            try:
+                await asyncio.wait_for(a.recv(), 55)
+                result.notes.append("agent A: received data from a closed peer (unexpected)")
+            except ConnectionError as exc:  # aioice closed A: "Consent to send expired"
+                result.notes.append(f"agent A: {exc} {loop.time() - gone:.1f} s after B left")
+            except asyncio.TimeoutError:
+                result.notes.append("agent A: consent not lost within 55 s (unexpected)")
+
+    return _ice(plan, "ice-consent-lost", body, consent_interval=5, consent_failures=7,
+                timeout=90)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -993,6 +1028,7 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
     "ice-wrong-password": ice_wrong_password,
     "ice-unreachable": ice_unreachable,
     "ice-role-conflict": ice_role_conflict,
+    "ice-consent-lost": ice_consent_lost,
 }
 
 

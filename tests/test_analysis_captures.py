@@ -28,6 +28,7 @@ EXPECTED = {
     "ice-wrong-password": {"ice-auth-failure", "ice-failed"},
     "ice-unreachable": {"ice-failed", "ice-no-response", "icmp-unreachable"},
     "ice-role-conflict": {"ice-role-conflict", "ice-connected"},
+    "ice-consent-lost": {"ice-connected", "ice-consent-lost", "icmp-unreachable"},
     "turn-wrong-password": {"turn-auth-failure", "bad-integrity"},
     "turn-stale-nonce": {"turn-stale-nonce"},
     "turn-forbidden-peer": {"turn-forbidden-peer"},
@@ -157,6 +158,20 @@ def test_ice_role_conflict_resolves_by_switching() -> None:
     (session,) = analysis.ice
     assert session.role_conflicts >= 1 and session.role_switches
     assert session.state == "connected"
+
+
+def test_ice_consent_lost_after_connecting() -> None:
+    """Connected, consent answered once, then more than 30 s of unanswered consent checks."""
+    analysis = run("ice-consent-lost")
+    (session,) = analysis.ice
+    assert session.state == "connected" and session.relayed is False
+    assert session.selected_pair.nominated and session.consent == "lost"
+    (connected,) = [v for v in analysis.verdicts if v.code == "ice-connected"]
+    (lost,) = [v for v in analysis.verdicts if v.code == "ice-consent-lost"]
+    assert lost.severity == "error" and lost.subject == connected.subject
+    assert min(lost.frames) > max(connected.frames)
+    last_answer = max(t.response_frame for t in analysis.transactions if t.outcome == "success")
+    assert min(lost.frames) > last_answer
 
 
 def corpus_file(name: str) -> Path:

@@ -146,6 +146,10 @@ STORIES: dict[str, list[dict]] = {
                         S("Binding", "request", icmp=False)],
     "ice-role-conflict": [S("Binding", "request"), S("Binding", "error", error=487),
                           S("Binding", "request"), S("Binding", "success")],
+    # connectivity checks, one answered consent check per agent, then B is gone: seven
+    # consent checks from A, each answered by the kernel's ICMP port unreachable
+    "ice-consent-lost": [S("Binding", "request"), S("Binding", "success")] * 3
+    + [S("Binding", "request", icmp=False), S("Binding", "request", icmp=True)] * 7,
     "turn-wrong-password": [S("Allocate", "error", error=401), S("Allocate", "request"),
                             S("Allocate", "error", error=401), S("Allocate", "request"),
                             S("Allocate", "error", error=401)],
@@ -179,7 +183,7 @@ STORIES: dict[str, list[dict]] = {
              S("Binding", "success", ipv6=True)],
 }
 SDP = {"ipv6", "ice-host", "ice-host-2", "ice-turn-relay", "ice-wrong-password", "ice-unreachable",
-       "ice-role-conflict"}
+       "ice-role-conflict", "ice-consent-lost"}
 
 
 def _scenarios():
@@ -229,6 +233,20 @@ def test_ice_failures_never_succeed():
 def test_unanswered_has_no_answers():
     msgs = messages(CAPTURES / "unanswered.pcapng")
     assert {m.cls for m in msgs} == {"request"}
+
+
+def test_ice_consent_lost_goes_unanswered_for_more_than_30_s():
+    """After the last answered consent check nothing answers but ICMP, and the checks go on
+    past RFC 7675's 30 s: the consent has expired by the time A gives up."""
+    rows = _fields(CAPTURES / "ice-consent-lost.pcapng", "stun and not icmp",
+                   "frame.time_relative", "stun.type")
+    last_answer = max(i for i, r in enumerate(rows) if r[1] == "0x0101")
+    after = rows[last_answer + 1:]
+    assert len(after) == 7 and {r[1] for r in after} == {"0x0001"}
+    assert float(after[-1][0]) - float(rows[last_answer][0]) > 30
+    quoted = _fields(CAPTURES / "ice-consent-lost.pcapng", "icmp.type == 3 and icmp.code == 3",
+                     "frame.number")
+    assert len(quoted) == 7
 
 
 def _fields(path: Path, display: str, *fields: str) -> list[list[str]]:
