@@ -7,7 +7,6 @@ timeline's cursor is marked, and moving here moves the timeline's cursor (they s
 from __future__ import annotations
 
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -18,9 +17,10 @@ from textual.strip import Strip
 from stunscope.tui.ladder import LIFELINE, MARGIN, Ladder
 from stunscope.tui.outcome_colours import outcome_classes, outcome_css
 from stunscope.tui.scrolling import set_virtual_size
+from stunscope.tui.styles import CachedStyles
 
 
-class LadderView(ScrollView, can_focus=True):
+class LadderView(CachedStyles, ScrollView, can_focus=True):
     """Sequence diagram of the timeline's current view."""
 
     COMPONENT_CLASSES = {
@@ -53,7 +53,6 @@ class LadderView(ScrollView, can_focus=True):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.ladder: Ladder | None = None
         self.position = 0
-        self._styles: dict[str, Style] = {}
 
     def show(self, ladder: Ladder, position: int) -> None:
         """Draw ``ladder`` with the message at ``position`` marked and in view."""
@@ -129,24 +128,3 @@ class LadderView(ScrollView, can_focus=True):
                     segments.append(Segment(text, style))
             strip = Strip(segments)
         return strip.extend_cell_length(width, base).crop(0, width)
-
-    def _style(self, name: str) -> Style:
-        """The widget style plus component class ``name`` (cached until the theme changes)."""
-        style = self._styles.get(name)
-        if style is None:
-            style = self.rich_style
-            if name:
-                style += self.get_component_rich_style(name)
-            self._styles[name] = style
-        return style
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-        self.refresh()
-
-    def on_focus(self) -> None:
-        self._styles.clear()
-
-    def on_blur(self) -> None:
-        self._styles.clear()

@@ -11,7 +11,6 @@ shows them, dimmed, with a ``↻`` mark.
 from __future__ import annotations
 
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -21,6 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from stunscope.tui.scrolling import set_virtual_size
+from stunscope.tui.styles import CachedStyles
 from stunscope.tui.index import FOLDED, RELAYED_COPY, RETRANSMISSION, MessageIndex, Outcome, RowKind
 from stunscope.tui.outcome_colours import outcome_classes, outcome_css
 from stunscope.tui.summary import Summaries, row_label
@@ -36,7 +36,7 @@ _OUTCOME_CLASS = {
 }
 
 
-class Timeline(ScrollView, can_focus=True):
+class Timeline(CachedStyles, ScrollView, can_focus=True):
     """A virtual list of the rows of a :class:`RowView`, with a cursor."""
 
     COMPONENT_CLASSES = {
@@ -89,8 +89,6 @@ class Timeline(ScrollView, can_focus=True):
         """Keep the cursor on the last row as rows arrive (live capture)."""
         self._origin: float | None = None
         self._announced: int | None = None
-        self._styles: dict[str, Style] = {}
-        """Rich styles of the component classes (rebuilt when the theme or focus changes)."""
         self._width_cache: tuple[tuple[int, int, int], tuple[int, int, int, int, int]] | None = None
 
     # -- the view -------------------------------------------------------------------------------
@@ -183,13 +181,6 @@ class Timeline(ScrollView, can_focus=True):
             self._width_cache = (key, widths)
         return self._width_cache[1]
 
-    def _style(self, name: str) -> Style:
-        """The widget style plus component class ``name`` (cached)."""
-        style = self._styles.get(name)
-        if style is None:
-            style = self._styles[name] = self.rich_style + self.get_component_rich_style(name)
-        return style
-
     def _line_width(self) -> int:
         frame, time, delta, address, label = self._widths()
         return max(self.size.width, frame + time + delta + 2 * address + label + 48)
@@ -250,16 +241,6 @@ class Timeline(ScrollView, can_focus=True):
             return "timeline--indication"
         return _OUTCOME_CLASS[Outcome(index.outcome[row])]
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-        self.refresh()
-
-    def on_focus(self) -> None:
-        self._styles.clear()
-
-    def on_blur(self) -> None:
-        self._styles.clear()
 
     def on_resize(self) -> None:
         self._resize()
@@ -278,4 +259,3 @@ def _fit(text: str, width: int) -> str:
     if len(text) <= width:
         return text.ljust(width)
     return text[: width - 1] + "…"
-
