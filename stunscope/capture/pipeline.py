@@ -98,6 +98,8 @@ _STUN_ITEM = struct.Struct("<BIdIIH")
 message of a TCP segment), frame, ts, flow number, length of its attributes (a :mod:`marshal` dump
 of their plain tuples: both ends are the same interpreter) and of the message bytes, which follow.
 The caller rebuilds the same :class:`StunMessage`."""
+_unpack_stun_item = _STUN_ITEM.unpack_from
+_STUN_ITEM_SIZE = _STUN_ITEM.size
 _TCP_ITEM = struct.Struct("<BIdIBI")
 """Another message of a TCP segment (RFC 6062/8656 framing done by the reader): 6, frame, ts, flow
 number, kind, length; then the bytes. ``_END_FRAME`` follows a segment's last message."""
@@ -135,6 +137,23 @@ def _cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _rebuilt_stun(batch: bytes, view: memoryview, pos: int) -> tuple[int, int, float, int, StunMessage]:
+    """Items 4 and 5: a STUN message the reader decoded, rebuilt from its marshalled attribute
+    table and raw bytes into the very tuple ``decode_message`` makes (a cookie message without
+    findings): ``(next position, frame, ts, flow, message)``."""
+    _item, frame, ts, flow, count, size = _unpack_stun_item(batch, pos)
+    pos += _STUN_ITEM_SIZE
+    stop = pos + count
+    attributes = tuple([new(Attribute, attr) for attr in marshal.loads(view[pos:stop])])
+    pos = stop + size
+    raw = batch[stop:pos]
+    msg_type = (raw[0] << 8) | raw[1]
+    method, mcls = TYPE_TABLE[msg_type]
+    message = new(StunMessage, (msg_type, method, mcls, (raw[2] << 8) | raw[3], True, raw[8:20],
+                                attributes, (), raw))
+    return pos, frame, ts, flow, message
 
 
 def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) -> Iterator[Event]:
@@ -177,10 +196,8 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
         reported = (0,) * len(_TABLE_FIELDS)
         flow_size = _FLOW_ITEM.size
         ends: list[tuple[Endpoint, Endpoint]] = []
-        stun_item = _STUN_ITEM.unpack_from
-        stun_size = _STUN_ITEM.size
         loads = marshal.loads
-        type_table = TYPE_TABLE
+        rebuilt = _rebuilt_stun
         udp_item = _UDP_ITEM.unpack_from
         udp_size = _UDP_ITEM.size
         while True:
@@ -240,23 +257,11 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
                                 continue
                         events = udp_between(frame, ts, src, dst, batch[pos:stop], KINDS[k])
                         pos = stop
-                elif item == 4:  # a STUN message the reader decoded: rebuilt from its attribute table
-                    _four, frame, ts, flow, count, size = stun_item(batch, pos)
-                    pos += stun_size
-                    stop = pos + count
-                    attributes = tuple([new(Attribute, attr) for attr in loads(view[pos:stop])])
-                    pos = stop + size
-                    raw = batch[stop:pos]
-                    msg_type = (raw[0] << 8) | raw[1]
-                    method, mcls = type_table[msg_type]
-                    message = new(StunMessage, (
-                        msg_type, method, mcls, (raw[2] << 8) | raw[3], True, raw[8:20],
-                        attributes,
-                        (), raw,
-                    ))
+                elif item == 4:  # a STUN message the reader decoded
+                    pos, frame, ts, flow, message = rebuilt(batch, view, pos)
                     src, dst = ends[flow]
                     kinds["stun"] += 1
-                    if method in _SPECIAL:  # channels to note, STUN tunnelled in Send/Data
+                    if message[1] in _SPECIAL:  # the method: channels to note, STUN in Send/Data
                         events = stun_events(frame, ts, src, dst, "udp", message, 0)
                     else:
                         stats.messages += 1
@@ -274,15 +279,7 @@ def open_events_parallel(path: str | Path, stats: CaptureStats | None = None) ->
                         ends[flow] = (endpoint(src_ip, sport), endpoint(dst_ip, dport))
                     continue
                 elif item == 5:  # a decoded STUN message of a TCP segment
-                    _five, frame, ts, flow, count, size = stun_item(batch, pos)
-                    pos += stun_size
-                    stop = pos + count
-                    attributes = tuple([new(Attribute, attr) for attr in loads(view[pos:stop])])
-                    pos = stop + size
-                    raw = batch[stop:pos]
-                    msg_type = (raw[0] << 8) | raw[1]
-                    method, mcls = type_table[msg_type]
-                    message = new(StunMessage, (msg_type, method, mcls, (raw[2] << 8) | raw[3], True, raw[8:20], attributes, (), raw))
+                    pos, frame, ts, flow, message = rebuilt(batch, view, pos)
                     src, dst = ends[flow]
                     kinds["stun"] += 1
                     group += stun_events(frame, ts, src, dst, "tcp", message, len(group))
