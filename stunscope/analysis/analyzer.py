@@ -13,7 +13,9 @@ attribute values are decoded only for the messages whose tracker needs them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stunscope.analysis.ice import Check, IceSessionState, IceTracker, ufrags
@@ -26,6 +28,8 @@ from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnReque
 from stunscope.analysis.verdicts import VerdictLog, merged, ordered
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
 from stunscope.capture.stats import CaptureStats
+from stunscope.capture.stream import open_events
+from stunscope.errors import CaptureError
 from stunscope.wire.attributes import error_code, xor_mapped
 from stunscope.wire.integrity import Keyring, check_integrity
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
@@ -394,3 +398,36 @@ def analyze(events: Iterable[Event], *, keyring: Keyring | None = None,
     for event in events:
         feed(event)
     return analyzer.snapshot(final=True)
+
+
+def analyze_file(path: str | Path, *, keyring: Keyring | None = None,
+                 sdp: Iterable[SdpIce | str | Path] = ()) -> tuple[Analysis, CaptureError | None]:
+    """Analyse a capture file as fast as the machine allows (a second reading process for big
+    files, see :mod:`stunscope.capture.pipeline`). A damaged file gives the analysis of what was
+    read, marked incomplete, and the error met; every command that analyses a file comes here."""
+    stats = CaptureStats()
+    analyzer = Analyzer(keyring, sdp, file=str(path), stats=stats)
+    feed = analyzer.feed
+    damage: CaptureError | None = None
+    with _young_collections_rare():
+        try:
+            for event in open_events(path, stats, parallel=None):
+                feed(event)
+        except CaptureError as exc:
+            damage = exc
+            analyzer.complete = False
+    return analyzer.snapshot(final=True), damage
+
+
+@contextmanager
+def _young_collections_rare() -> Iterator[None]:
+    """The stream makes millions of short-lived, acyclic tuples: collecting the youngest
+    generation every 700 allocations, and rescanning the modules loaded so far, is wasted work."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

@@ -53,20 +53,10 @@ def read_analysis_json(path: Path) -> dict[str, Any]:
 
 def analyze_capture(path: Path, keyring: Any = None, sdp: Sequence[Path] = ()) -> Loaded:
     """Analyse a capture; a damaged file yields what was read (marked incomplete) and the error."""
-    from stunscope.analysis import Analyzer  # the analysis is only needed for captures
-    from stunscope.capture.stats import CaptureStats
-    from stunscope.capture.stream import open_events
+    from stunscope.analysis import analyze_file  # the analysis is only needed for captures
 
-    stats = CaptureStats()
-    analyzer = Analyzer(keyring, sdp, file=str(path), stats=stats)
-    error = None
-    try:
-        for event in open_events(path, stats):
-            analyzer.feed(event)
-    except InputError as exc:
-        analyzer.complete = False
-        error = exc
-    return Loaded(analyzer.snapshot(final=True).to_json(), error)
+    analysis, error = analyze_file(path, keyring=keyring, sdp=sdp)
+    return Loaded(analysis.to_json(), error)
 
 
 def load(path: Path, keyring: Any = None, sdp: Sequence[Path] = ()) -> Loaded:

@@ -9,14 +9,11 @@ environment variable ``STUNSCOPE_PARALLEL=0`` keeps it in one), with the same re
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
-from stunscope.analysis import Analyzer
-from stunscope.capture.stats import CaptureStats
-from stunscope.capture.stream import open_events
+from stunscope.analysis import analyze_file
 from stunscope.cli import options
-from stunscope.errors import EXIT_OK, CaptureError
+from stunscope.errors import EXIT_OK
 
 EPILOG = f"""\
 examples:
@@ -50,25 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Analyse ``args.file`` and print the report; returns the exit code."""
     path = options.capture_path(args)
-    stats = CaptureStats()
-    analyzer = Analyzer(options.keyring(args), args.sdp, file=str(path), stats=stats)
-    feed = analyzer.feed
-    damage: CaptureError | None = None
-    # The stream makes millions of short-lived, acyclic tuples: collecting the youngest generation
-    # every 700 allocations, and rescanning the modules loaded so far, is wasted work.
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, *threshold[1:])
-    try:
-        for event in open_events(path, stats, parallel=None):
-            feed(event)
-    except CaptureError as exc:
-        damage = exc
-        analyzer.complete = False
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
-    analysis = analyzer.snapshot(final=True)
+    analysis, damage = analyze_file(path, keyring=options.keyring(args), sdp=args.sdp)
     if args.format == "json":
         import orjson
 
