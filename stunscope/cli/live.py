@@ -173,8 +173,8 @@ def _headless(capture: Any, args: argparse.Namespace, keyring: Any, rules: list[
 
 
 def _tui(capture: Any, iface: str) -> None:
-    """The TUI on the live records until the user quits; SIGTERM quits it too. New drops are
-    shown as a notification whenever the capture queue has drained."""
+    """The TUI on the live records until the user quits; SIGTERM quits it too. Drops are counted
+    in the status bar, refreshed whenever the capture queue has drained."""
     from stunscope.tui.app import StunscopeApp
 
     shown = 0
@@ -187,7 +187,7 @@ def _tui(capture: Any, iface: str) -> None:
         stats = capture.stats()
         if stats.dropped > shown:
             shown = stats.dropped
-            app.call_from_thread(app.notify, f"capture: {stats}", severity="warning")
+            app.call_from_thread(app.capture_dropped, stats.dropped, str(stats))
 
     app = StunscopeApp(capture.records(on_idle=on_idle), title=f"stunscope live: {iface}",
                        live=True)

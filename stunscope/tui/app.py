@@ -127,6 +127,8 @@ class StunscopeApp(App[None]):
         self.analysis: Analysis | None = None
         self.progress: Progress = self.loader.progress()
         self.load_error: str | None = None
+        self.dropped = 0
+        """Frames a live capture lost before the analysis saw them, shown in the status bar."""
         self.done = False
         self.fold = True
         self.unfolded: frozenset[int] = frozenset()
@@ -262,6 +264,8 @@ class StunscopeApp(App[None]):
             parts.append("searching…")
         if self.live:
             parts.append("● live")
+            if self.dropped:
+                parts.append(f"{self.dropped:,} dropped")
         elif not progress.done and progress.fraction is not None:
             filled = int(progress.fraction * 10)
             parts.append(f"loading {'█' * filled}{'░' * (10 - filled)} {progress.fraction:.0%}")
@@ -272,6 +276,14 @@ class StunscopeApp(App[None]):
             self._status_text = text
             # Fixed height and width: no layout pass for a new status.
             self.status.update(Text(text), layout=False)
+
+    def capture_dropped(self, dropped: int, detail: str) -> None:
+        """A live capture has lost ``dropped`` frames so far: the count stays in the status bar,
+        and ``detail`` (the capture's counters) is notified the first time frames are lost."""
+        if not self.dropped:
+            self.notify(detail, title="capture dropping packets", severity="warning", timeout=10)
+        self.dropped = dropped
+        self._status()
 
     # -- views and selection --------------------------------------------------------------------
 
