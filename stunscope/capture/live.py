@@ -17,6 +17,10 @@ the file's). Frames the kernel could not deliver (socket buffer full) are counte
 Speed: the socket hands the sniffer a batch of frames per wake-up (everything readable, up to
 ``_BATCH``) instead of one dissected scapy ``Packet`` per frame; frames are never dissected here
 (``capture.layers`` does that). See ``bench/live_capture.py`` for the measured rate.
+
+``-i any`` (every interface at once, as tcpdump and dumpcap on Linux): see ``_FrameSocket``; the
+frames are recorded as Linux cooked capture v2 (``LINKTYPE_LINUX_SLL2``), which keeps the
+interface index and the direction of each packet.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ from stunscope.capture.pcapng_writer import PcapngWriter, RingWriter
 from stunscope.capture.records import Record
 from stunscope.errors import InputError, UsageError
 
-__all__ = ["DEFAULT_FILTER", "Interface", "LiveCapture", "LiveStats", "list_interfaces"]
+__all__ = ["ANY", "DEFAULT_FILTER", "Interface", "LiveCapture", "LiveStats", "list_interfaces"]
+
+ANY = "any"
+"""The pseudo-interface name that captures on every interface (as libpcap's on Linux)."""
 
 # Well-known UDP services whose first payload byte can fall in the STUN (0-3) or ChannelData
 # (64-127) ranges by chance: DNS, DHCP, NTP, NetBIOS, SSDP, mDNS, LLMNR.
@@ -81,7 +88,7 @@ _DRAIN_S = 10.0
 """At a stop, the longest the socket buffer is drained (a backstop: reading it takes well under
 a second, unless the decoding thread keeps the GIL)."""
 
-# Linux constants (linux/if_packet.h, asm-generic/socket.h, linux/if_arp.h).
+# Linux constants (linux/if_packet.h, asm-generic/socket.h, linux/if_arp.h, linux/filter.h).
 _ETH_P_ALL = 0x0003
 _SOL_PACKET = 263
 _PACKET_STATISTICS = 6
@@ -92,21 +99,40 @@ _LINKTYPES = {1: 1, _ARPHRD_LOOPBACK: 1, 0xFFFE: 101}
 """ARPHRD_ hardware type -> LINKTYPE_: Ethernet and loopback frames carry an Ethernet header,
 ARPHRD_NONE (tun devices) gives raw IP."""
 
+_SO_ATTACH_FILTER = 26
+_SKF_AD_OFF = 2**32 - 0x1000  # as an unsigned BPF ``k``
+_SKF_AD_PROTOCOL = 0
+_SKF_AD_PKTTYPE = 4
+_SKF_AD_IFINDEX = 8
+
+_LINKTYPE_LINUX_SLL2 = 276
+_SLL2 = struct.Struct("!HxxIHBB8s")
+"""The LINKTYPE_LINUX_SLL2 header (tcpdump.org linktypes/LINKTYPE_LINUX_SLL2): protocol,
+reserved, interface index, ARPHRD_ type, packet type, address length, address (8 bytes)."""
+_SLL2_FIELDS = {0: _SKF_AD_PROTOCOL, 4: _SKF_AD_IFINDEX, 10: _SKF_AD_PKTTYPE}
+"""SLL2 header offset -> the kernel's ancillary BPF load of the same field (as libpcap maps
+them in ``fix_offset``): a cooked socket's filter sees the packet from its network header on."""
+_HEADER_CACHE = 4096
+"""Distinct (interface, protocol, direction, source address) SLL2 headers kept ready."""
+
 _TIMESPEC = struct.Struct("@qq")
 _TPACKET_STATS = struct.Struct("@II")
 _ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class Interface(NamedTuple):
-    """A capturable interface: ``name``, its IP ``addresses`` and whether it is ``up``."""
+    """A capturable interface: ``name``, its IP ``addresses``, whether it is ``up``; a
+    pseudo-interface (``any``) has a ``description`` instead of addresses."""
 
     name: str
     addresses: tuple[str, ...]
     up: bool
+    description: str = ""
 
     def __str__(self) -> str:
         state = "up" if self.up else "down"
-        return f"{self.name:<12} {state:<4} {' '.join(self.addresses)}".rstrip()
+        detail = self.description or " ".join(self.addresses)
+        return f"{self.name:<12} {state:<4} {detail}".rstrip()
 
 
 class LiveStats(NamedTuple):
@@ -130,7 +156,8 @@ class LiveStats(NamedTuple):
 
 
 def list_interfaces() -> list[Interface]:
-    """The interfaces scapy can capture on, in the kernel's index order."""
+    """The interfaces scapy can capture on, in the kernel's index order, then ``any`` (as
+    ``tcpdump -D`` lists it)."""
     import scapy.arch  # noqa: F401 (loads the platform's interface provider into conf.ifaces)
     from scapy.config import conf
 
@@ -139,6 +166,7 @@ def list_interfaces() -> list[Interface]:
         addresses = tuple(a for family in (4, 6) for a in iface.ips.get(family, ()))
         flags = str(getattr(iface, "flags", "")).split("+")
         found.append(Interface(iface.name, addresses, "UP" in flags))
+    found.append(Interface(ANY, (), True, "(pseudo-interface: all interfaces, Linux cooked)"))
     return found
 
 
@@ -155,56 +183,174 @@ class _Batch(list):  # type: ignore[type-arg]
     __slots__ = ("sniffed_on",)
 
 
+_Program = list[tuple[int, int, int, int]]
+"""Classic BPF instructions: (code, jt, jf, k)."""
+
+
+def _compile(linktype: int, bpf: str | None, guard: str | None) -> _Program | None:
+    """The user's filter ``bpf`` and a ``guard`` of our own (tcpdump syntax, both optional)
+    compiled by libpcap for ``linktype``, returning ``SNAPLEN`` bytes of an accepted frame
+    (libpcap, through scapy, would cut them at 65535); None without either."""
+    from scapy.arch.common import compile_filter, free_filter
+    from scapy.error import Scapy_Exception
+
+    expression = " and ".join(c for c in (guard, f"({bpf})" if bpf else None) if c)
+    if not expression:
+        return None
+    try:
+        compiled = compile_filter(expression, linktype=linktype)
+    except Scapy_Exception as exc:
+        reason = str(exc).rpartition(" (")[2].rstrip(")")  # libpcap's words
+        raise UsageError(
+            f"bad capture filter {bpf!r}: {reason} (tcpdump syntax, see man pcap-filter)"
+        ) from None
+    program = []
+    for i in range(compiled.bf_len):
+        insn = compiled.bf_insns[i]
+        k = insn.k & 0xFFFFFFFF
+        if insn.code == 0x06 and k:  # BPF_RET|BPF_K, accept: keep the whole frame
+            k = SNAPLEN
+        program.append((insn.code, insn.jt, insn.jf, k))
+    free_filter(compiled)
+    return program
+
+
+def _cooked(program: _Program, bpf: str) -> _Program:
+    """An SLL2 ``program`` rewritten for a cooked (``SOCK_DGRAM``) socket, whose filter sees the
+    packet from the network header on: packet loads move back by the 20-byte header, loads of
+    the header's protocol, ifindex and packet type become the kernel's ancillary loads. As
+    libpcap's ``fix_offset``; a load of another header field cannot run in the kernel, nor
+    a test of the frame length (``len``, ``greater``, ``less``: the kernel's lacks the header)."""
+    fixed = []
+    for code, jt, jf, k in program:
+        mode = code & 0xE0
+        if code & 0x07 in (0x00, 0x01) and mode in (0x20, 0x40, 0x80, 0xA0):  # BPF_LD, BPF_LDX
+            if mode == 0x80:  # BPF_LEN
+                raise UsageError(
+                    f"capture filter {bpf!r} tests the frame length, which -i {ANY} cannot "
+                    "filter on (the kernel counts it without the SLL2 header)"
+                )
+            if k >= _SLL2.size:  # BPF_ABS, BPF_IND, BPF_MSH: a load from the packet
+                k -= _SLL2.size
+            elif mode == 0x20 and k in _SLL2_FIELDS:
+                k = _SKF_AD_OFF + _SLL2_FIELDS[k]
+            else:
+                raise UsageError(
+                    f"capture filter {bpf!r} reads link-layer header fields that -i {ANY} "
+                    "does not have (only its protocol, ifindex, inbound/outbound)"
+                )
+        fixed.append((code, jt, jf, k))
+    return fixed
+
+
+def _attach(sock: socket.socket, program: _Program) -> None:
+    """Attach ``program`` to ``sock`` (``SO_ATTACH_FILTER``): the kernel runs it on every
+    packet and queues only those it accepts, cut to the length it returns."""
+    import ctypes
+
+    from scapy.libs.structures import bpf_insn, sock_fprog
+
+    insns = (bpf_insn * len(program))(*(bpf_insn(*insn) for insn in program))  # k wraps to int
+    fprog = sock_fprog(len(program), ctypes.cast(insns, ctypes.POINTER(bpf_insn)))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, bytes(fprog))
+
+
+def _loopback_index() -> int | None:
+    """The index of ``lo`` (libpcap names it so too), or None without one."""
+    try:
+        return socket.if_nametoindex("lo")
+    except OSError:
+        return None
+
+
 class _FrameSocket:
     """A ``PF_PACKET`` socket that the scapy sniffer loop can select on and ``recv`` from.
 
     ``recv`` returns a ``_Batch`` of ``(ts_ns, data, orig_len)`` without dissecting anything. On a
     loopback interface each frame is seen twice (leaving and arriving); as libpcap does, the
     outgoing copy is skipped, here in the kernel (BPF ``inbound``).
+
+    ``-i any``: a ``SOCK_DGRAM`` packet socket bound to no interface gets the packets of all of
+    them, each without its link-layer header (interfaces differ: Ethernet, loopback, tun, ...)
+    and with a ``sockaddr_ll`` saying where it came from. This is what libpcap does; its rx
+    ring (``PACKET_RX_RING``) would save a system call per packet but needs a memory map walked
+    in Python, so packets are read like on one interface, with ``recvmsg`` (which returns the
+    ``sockaddr_ll`` as ``(ifname, protocol, pkttype, hatype, address)``; CPython looks the name
+    up from the index, so the index is looked up back from the name, once per name). Each frame
+    gets an SLL2 header built from that address (cached: a host sees few distinct ones), as
+    libpcap's for ``any``. The filter is compiled for SLL2 and rewritten for the cooked socket
+    (``_cooked``); the outgoing copy of a loopback packet is skipped in the kernel by the filter
+    ``not (outbound and ifindex LO)``, the test libpcap makes in user space.
     """
 
     nonblocking_socket = False
 
     def __init__(self, iface: str, bpf: str | None) -> None:
-        from scapy.arch.linux import attach_filter
-        from scapy.error import Scapy_Exception
-
+        cooked = iface == ANY
+        kind = socket.SOCK_DGRAM if cooked else socket.SOCK_RAW
         try:
-            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+            self._sock = socket.socket(socket.AF_PACKET, kind, socket.htons(_ETH_P_ALL))
         except PermissionError:
             raise InputError(_permission_message(iface)) from None
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)  # nothing before filter
-            self._sock.bind((iface, _ETH_P_ALL))
-            hatype = self._sock.getsockname()[3]
-            if hatype not in _LINKTYPES:
-                raise InputError(
-                    f"cannot capture on {iface}: hardware type {hatype} is not supported "
-                    "(Ethernet, loopback and tun interfaces are)"
-                )
-            kernel_bpf = bpf
-            if hatype == _ARPHRD_LOOPBACK:  # each frame is seen leaving and arriving: keep one
-                kernel_bpf = f"inbound and ({bpf})" if bpf else "inbound"
-            if kernel_bpf:
-                try:
-                    attach_filter(self._sock, kernel_bpf, iface)
-                except Scapy_Exception:
-                    raise UsageError(
-                        f"bad capture filter {bpf!r} (tcpdump syntax, see man pcap-filter)"
-                    ) from None
+            self.linktype, program = self._any_filter(bpf) if cooked else self._bind(iface, bpf)
+            if program:
+                _attach(self._sock, program)
             self._drain()
             self._set_buffer()
             self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         except BaseException:
             self._sock.close()
             raise
-        self.linktype = _LINKTYPES[hatype]
-        self._buf = bytearray(SNAPLEN)
+        self._cooked = cooked
+        self._headers: dict[tuple[str, int, int, int, bytes], bytes] = {}
+        """``-i any``: SLL2 headers by ``sockaddr_ll``."""
+        self._ifindexes: dict[str, int] = {}
+        header = _SLL2.size if cooked else 0
+        self._buf = bytearray(SNAPLEN - header)
         self._view = memoryview(self._buf)
         self.kernel_drops = 0
         self.error: OSError | None = None
         """The error that ended the capture (the interface went down or away), if any."""
         self._stats_lock = threading.Lock()
+
+    def _bind(self, iface: str, bpf: str | None) -> tuple[int, _Program | None]:
+        """Bind to ``iface``; return the link type of its frames and the filter to attach."""
+        self._sock.bind((iface, _ETH_P_ALL))
+        hatype = self._sock.getsockname()[3]
+        if hatype not in _LINKTYPES:
+            raise InputError(
+                f"cannot capture on {iface}: hardware type {hatype} is not supported "
+                "(Ethernet, loopback and tun interfaces are)"
+            )
+        linktype = _LINKTYPES[hatype]
+        # On loopback each frame is seen leaving and arriving: keep one.
+        return linktype, _compile(linktype, bpf, "inbound" if hatype == _ARPHRD_LOOPBACK else None)
+
+    @staticmethod
+    def _any_filter(bpf: str | None) -> tuple[int, _Program | None]:
+        """SLL2, and the filter to attach to the unbound cooked socket."""
+        loopback = _loopback_index()
+        guard = None if loopback is None else f"not (outbound and ifindex {loopback})"
+        program = _compile(_LINKTYPE_LINUX_SLL2, bpf, guard)
+        return _LINKTYPE_LINUX_SLL2, program and _cooked(program, bpf or "")
+
+    def _header(self, address: tuple[str, int, int, int, bytes]) -> bytes:
+        """The SLL2 header of a packet received from ``address`` (remembered)."""
+        ifname, protocol, pkttype, hatype, hwaddr = address
+        ifindex = self._ifindexes.get(ifname)
+        if ifindex is None:
+            try:
+                ifindex = socket.if_nametoindex(ifname)
+            except OSError:  # gone already (or a name CPython could not look up)
+                ifindex = 0
+            self._ifindexes[ifname] = ifindex
+        header = _SLL2.pack(protocol, ifindex, hatype, pkttype, len(hwaddr), hwaddr)
+        if len(self._headers) >= _HEADER_CACHE:
+            self._headers.clear()
+        self._headers[address] = header
+        return header
 
     def _drain(self) -> None:
         """Discard what arrived between socket creation and the filter taking effect."""
@@ -230,10 +376,12 @@ class _FrameSocket:
         """Every frame readable now, up to ``_BATCH``; waits for the first one if ``wait``."""
         batch = _Batch()
         flags = 0 if wait else socket.MSG_DONTWAIT
-        sock, buf, view = self._sock, self._buf, self._view
+        sock, buf, view, cooked, headers = (
+            self._sock, self._buf, self._view, self._cooked, self._headers)
+        limit = len(buf)
         while len(batch) < _BATCH:
             try:
-                size, ancillary, _, _ = sock.recvmsg_into(
+                size, ancillary, _, address = sock.recvmsg_into(
                     [buf], _ANCILLARY_SIZE, socket.MSG_TRUNC | flags
                 )
             except BlockingIOError:
@@ -249,7 +397,12 @@ class _FrameSocket:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
                     sec, nsec = _TIMESPEC.unpack(data)
                     ts_ns = sec * 1_000_000_000 + nsec
-            batch.append((ts_ns or time.time_ns(), bytes(view[: min(size, SNAPLEN)]), size))
+            data = bytes(view[: min(size, limit)])
+            if cooked:  # -i any: the SLL2 header first
+                header = headers.get(address) or self._header(address)
+                data = header + data
+                size += _SLL2.size
+            batch.append((ts_ns or time.time_ns(), data, size))
         return batch
 
     def read_kernel_drops(self) -> int:
@@ -270,7 +423,8 @@ class _FrameSocket:
 
 
 class LiveCapture:
-    """Capture frames on ``iface`` (BPF ``bpf``; None for no filter) into a bounded queue.
+    """Capture frames on ``iface`` (BPF ``bpf``; None for no filter) into a bounded queue;
+    ``iface`` ``any`` captures on every interface, as SLL2 frames (see ``_FrameSocket``).
 
     ``queue_size`` bounds the frames waiting for the analysis and ``queue_bytes`` their bytes
     (loopback TCP segments reach 64 kB); ``write`` is a pcapng path, rotated

@@ -19,8 +19,9 @@ from stunscope.cli import options
 from stunscope.errors import EXIT_OK, InputError, UsageError
 
 DESCRIPTION = """\
-Capture on an interface and show STUN, TURN and ICE as it happens: the TUI, or with --format
-one line or one JSON object per message, and one per verdict as the analysis reaches it.
+Capture on an interface, or on all of them (-i any), and show STUN, TURN and ICE as it happens:
+the TUI, or with --format one line or one JSON object per message, and one per verdict as the
+analysis reaches it.
 Ctrl-C or SIGTERM stops the capture cleanly: the -w file is complete, the rules are checked.
 Needs root or CAP_NET_RAW."""
 
@@ -28,6 +29,9 @@ EPILOG = f"""\
 examples:
   stunscope live                                   the TUI on loopback traffic
   stunscope live -i eth0 -w call.pcapng            the TUI, and every frame written as pcapng
+  stunscope live -i any --format jsonl -w all.pcapng
+                                                   every interface at once (a TURN server's
+                                                   clients on one, its relays on another)
   stunscope live --format jsonl --duration 30 --rules rules.toml -w run.pcapng
                                                    CI: record 30 s, stream JSON, check the rules
   stunscope live -w ring.pcapng --ring 10 --ring-size 50 --format text
@@ -38,6 +42,12 @@ The default capture filter keeps UDP whose first payload byte is STUN (0-3) or C
 (64-127, RFC 5766 channels) on any port, all TCP except ports 22, 443 and 5349, ICMP and IP
 fragments; it keeps out media (RTP, DTLS), DNS/DHCP/NTP/mDNS/SSDP/LLMNR and SSH/TLS.
 -f '' captures everything.
+
+-i any, as tcpdump's: every interface, and those that come up during the capture. Frames are
+written as Linux cooked capture v2 (SLL2: the interface index and the direction of each packet,
+without link-layer headers); a packet on lo is kept once, not leaving and arriving. A filter
+on link-layer fields (ether, vlan) or the frame length (greater, less) cannot run there and is
+refused (exit 2); inbound, outbound and ifindex N can.
 
 jsonl: message objects as in `stunscope messages --format jsonl`, with the frame numbers of the
 -w file; {{"kind": "verdict", ...}} (the fields of `analyze --format json` verdicts) for each new
@@ -66,7 +76,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-i", "--interface", default="lo", metavar="IFACE",
-                        help="interface to capture on (default: lo)")
+                        help="interface to capture on, or any for all (default: lo)")
     parser.add_argument("-f", "--filter", default=None, metavar="BPF",
                         help="capture filter, tcpdump syntax (default: STUN/TURN only, see below)")
     parser.add_argument("-w", "--write", metavar="FILE.pcapng",
