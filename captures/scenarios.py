@@ -604,6 +604,22 @@ def ipv6(plan: Plan | None = None) -> Result:
         return _ice(plan, "ipv6", body, family="::1")
 
 
+def _datagrams(stop, sockets: Callable[[], list[socket.socket]]):
+    """Yield ``(socket, data, source)`` for each datagram on ``sockets()`` (asked again before
+    each wait) until ``stop`` is set or DEFAULT_TIMEOUT passes: the loop of the user-space NATs."""
+    import select
+
+    deadline = time.monotonic() + DEFAULT_TIMEOUT
+    while not stop.is_set() and time.monotonic() < deadline:
+        ready, _, _ = select.select(sockets(), [], [], 0.05)
+        for sk in ready:
+            try:
+                data, src = sk.recvfrom(4096)
+            except OSError:
+                continue
+            yield sk, data, src
+
+
 class SymmetricNat:
     """A user-space NAT with address-and-port-dependent mapping and filtering, on loopback.
 
@@ -631,30 +647,20 @@ class SymmetricNat:
         self.thread.start()
 
     def _loop(self) -> None:
-        import select
-
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            socks = list(self.fronts) + list(self.reverse)
-            ready, _, _ = select.select(socks, [], [], 0.05)
-            for sk in ready:
-                try:
-                    data, src = sk.recvfrom(4096)
-                except OSError:
-                    continue
-                if sk in self.fronts:
-                    front, back = self.fronts[sk]
-                    out = self.mappings.get((src, front))
-                    if out is None:
-                        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                        out.bind((self.public_ip, next(self.ports)))
-                        self.mappings[(src, front)] = out
-                        self.reverse[out] = (src, sk, back)
-                    out.sendto(data, back)
-                else:
-                    client, front_sock, back = self.reverse[sk]
-                    if src == back:  # address-and-port-dependent filtering
-                        front_sock.sendto(data, client)
+        for sk, data, src in _datagrams(self.stop, lambda: list(self.fronts) + list(self.reverse)):
+            if sk in self.fronts:
+                front, back = self.fronts[sk]
+                out = self.mappings.get((src, front))
+                if out is None:
+                    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    out.bind((self.public_ip, next(self.ports)))
+                    self.mappings[(src, front)] = out
+                    self.reverse[out] = (src, sk, back)
+                out.sendto(data, back)
+            else:
+                client, front_sock, back = self.reverse[sk]
+                if src == back:  # address-and-port-dependent filtering
+                    front_sock.sendto(data, client)
 
     def close(self) -> None:
         self.stop.set()
@@ -710,6 +716,139 @@ def nat_symmetric(plan: Plan | None = None) -> Result:
 
 
 nat_symmetric.capture_filter = lambda plan: f"({plan.bpf()}) and not host 127.0.0.5"
+
+
+class ConeNat:
+    """A user-space NAT with endpoint-independent mapping (RFC 4787 §4.1), on loopback, for the
+    RFC 5780 §4.5 (hairpinning) and §4.6 (mapping lifetime) tests.
+
+    Like :class:`SymmetricNat`, each ``front`` (what the client sends to) forwards to its
+    ``back`` (the real server), but every inside endpoint gets one outside socket on
+    ``public_ip`` for all destinations. Packets from any back come in through it. With
+    ``hairpin``, a packet an inside endpoint sends to a mapped address is delivered to the
+    endpoint behind it from the sender's own mapping (RFC 4787 §6, REQ-9); without, it is
+    dropped. A mapping with no outbound packet for ``idle_s`` is removed (RFC 4787 §4.3), so
+    answers sent to it afterwards are lost.
+    """
+
+    def __init__(self, fronts: dict[tuple[str, int], tuple[str, int]], public_ip: str,
+                 public_ports: list[int], *, hairpin: bool, idle_s: float = DEFAULT_TIMEOUT) -> None:
+        import threading
+
+        self.fronts: dict[socket.socket, tuple[str, int]] = {}
+        self.front_of: dict[tuple[str, int], socket.socket] = {}
+        for front, back in fronts.items():
+            sk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sk.bind(front)
+            self.fronts[sk] = back
+            self.front_of[back] = sk
+        self.public_ip, self.ports = public_ip, iter(public_ports)
+        self.hairpin, self.idle_s = hairpin, idle_s
+        self.mappings: dict[tuple, list] = {}  # inside endpoint -> [outside socket, last out]
+        self.owner: dict[socket.socket, tuple] = {}  # outside socket -> inside endpoint
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _out(self, inside: tuple) -> socket.socket:
+        mapping = self.mappings.get(inside)
+        if mapping is None:
+            out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            out.bind((self.public_ip, next(self.ports)))
+            mapping = self.mappings[inside] = [out, 0.0]
+            self.owner[out] = inside
+        mapping[1] = time.monotonic()
+        return mapping[0]
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for inside, (out, last) in list(self.mappings.items()):
+            if now - last > self.idle_s:
+                del self.mappings[inside], self.owner[out]
+                out.close()
+
+    def _sockets(self) -> list[socket.socket]:
+        self._expire()
+        return list(self.fronts) + list(self.owner)
+
+    def _loop(self) -> None:
+        for sk, data, src in _datagrams(self.stop, self._sockets):
+            if sk in self.fronts:
+                self._out(src).sendto(data, self.fronts[sk])
+            elif src in self.front_of:
+                self.front_of[src].sendto(data, self.owner[sk])
+            elif self.hairpin:
+                self._out(src).sendto(data, self.owner[sk])
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for sk in list(self.fronts) + list(self.owner):
+            sk.close()
+
+
+def _behind_cone_nat(plan: Plan, ports: range, args: list[str], **nat) -> None:
+    """Run ``turnutils_natdiscovery ARGS 127.0.0.1`` behind a :class:`ConeNat` whose front
+    127.0.0.1:port leads to the turnserver on 127.0.0.3:port; its mappings use ``ports``."""
+    S = plan.server_port
+    cone = ConeNat({("127.0.0.1", S): ("127.0.0.3", S)}, "127.0.0.5",
+                   [plan.port(p) for p in ports], **nat)
+    try:
+        _run(["turnutils_natdiscovery", *args, "-p", str(S), "127.0.0.1"], plan, 20)
+        time.sleep(0.2)
+    finally:
+        cone.close()
+
+
+def nat_hairpin(plan: Plan | None = None) -> Result:
+    """RFC 5780 §4.5 hairpinning tests by turnutils_natdiscovery -H (one socket learns its mapped
+    address from coturn, a second socket sends a Binding request to it). First behind a cone NAT
+    (ConeNat, public address 127.0.0.5) that does not hairpin: the request to the first
+    socket's mapped address is dropped, natdiscovery waits 3 s twice. Then behind one that
+    hairpins: the request arrives at the first socket from the second socket's mapped address.
+    Last without a NAT (natdiscovery straight to coturn, the first socket on a fixed port): the
+    mapped address is the local one and the request goes straight to it, which tests no NAT.
+    coturn listens on 127.0.0.3 and 127.0.0.4 (RFC 5780); the capture leaves out the NAT's
+    outside leg (127.0.0.5 to the server)."""
+    with _planned(plan) as plan:
+        with turnserver(plan, ips=("127.0.0.3", "127.0.0.4")):
+            _behind_cone_nat(plan, range(AGENTS, AGENTS + 4), ["-H"], hairpin=False)
+            _behind_cone_nat(plan, range(AGENTS + 4, RELAY_MIN), ["-H"], hairpin=True)
+            _run(["turnutils_natdiscovery", "-H", "-L", "127.0.0.1", "-l", str(plan.port(SINK)),
+                  "-p", str(plan.server_port), "127.0.0.3"], plan, 20)
+            time.sleep(0.3)
+        return Result("nat-hairpin")
+
+
+def nat_lifetime(plan: Plan | None = None) -> Result:
+    """RFC 5780 §4.6 mapping lifetime tests by turnutils_natdiscovery -t -T N: one socket sends a
+    Binding request to coturn and learns its mapping, then after N s of silence a second socket
+    sends a Binding request with RESPONSE-PORT set to the first mapping's port; coturn answers
+    to that port. Behind a cone NAT (ConeNat, public address 127.0.0.5) that drops a mapping
+    after 2 s without outbound traffic: with -T 3 the answer meets no mapping and is lost
+    (natdiscovery waits 3 s), with -T 1 it reaches the first socket. Last -T 1 without a NAT
+    (straight to coturn on 127.0.0.3): the answer reaches the first socket. coturn listens on
+    127.0.0.3 and 127.0.0.4 (RFC 5780); the capture leaves out the NAT's outside leg."""
+    with _planned(plan) as plan:
+        with turnserver(plan, ips=("127.0.0.3", "127.0.0.4")):
+            _behind_cone_nat(plan, range(AGENTS, AGENTS + 4), ["-t", "-T", "3"], hairpin=False,
+                             idle_s=2.0)
+            _behind_cone_nat(plan, range(AGENTS + 4, RELAY_MIN), ["-t", "-T", "1"],
+                             hairpin=False, idle_s=2.0)
+            _run(["turnutils_natdiscovery", "-t", "-T", "1", "-p", str(plan.server_port),
+                  "127.0.0.3"], plan, 20)
+            time.sleep(0.3)
+        return Result("nat-lifetime")
+
+
+def _outside_leg_excluded(plan: Plan) -> str:
+    """The capture filter of the ConeNat scenarios: the client's side only, as a capture on
+    the client's machine would see it (no packets between the NAT's outside and the server)."""
+    return f"({plan.bpf()}) and not (host 127.0.0.5 and (host 127.0.0.3 or host 127.0.0.4))"
+
+
+nat_hairpin.capture_filter = _outside_leg_excluded
+nat_lifetime.capture_filter = _outside_leg_excluded
 
 
 def bad_fingerprint(plan: Plan | None = None) -> Result:
