@@ -5,16 +5,34 @@ and TURN views list them). A session's messages are those whose USERNAME is
 ``remote_ufrag:local_ufrag`` or the reverse (RFC 8445 §7.2.2), responses inheriting it from their
 request; an allocation's are those between its client and server, and between its relayed
 address and its peers.
+
+Free text (:class:`TextMatch`) matches a row's label, addresses and summary. Building a summary
+means decoding the message again, which takes seconds over a million rows, so only the rows whose
+summary may hold the word are built: labels and addresses come from the index columns, words can
+only come from a USERNAME or a reason phrase (which the index says a row has) unless a summary
+prints them itself, and numbers are looked for in the message bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import struct
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from stunscope.analysis.results import Allocation, Analysis, IceSession
-from stunscope.tui.index import MessageIndex
-from stunscope.tui.summary import Summaries, row_label
-from stunscope.wire.message import Endpoint
+from stunscope.tui.index import MessageIndex, RowKind
+from stunscope.tui.summary import Summaries, label_of, may_be_number, may_be_printed, row_label
+from stunscope.wire.attributes import decode_address, decode_xor_address
+from stunscope.wire.message import Endpoint, MessageClass
+from stunscope.wire.text import safe_text
+
+_CHUNK = 8192
+"""Rows worked out at once by a free-text match."""
+_SEEN = 100_000
+"""At most this many attribute verdicts are remembered."""
+_TLV = struct.Struct("!HH")
+_TEXT_KINDS = RowKind.UNREACHABLE
+"""This kind and the next (undecodable) have a summary that is all text from the capture."""
 
 
 def session_usernames(session: IceSession) -> set[str]:
@@ -70,3 +88,195 @@ class AnalysisContext:
             str(index.endpoints[index.dst[row]]),
             self._summaries(row),
         ))
+
+    def text_match(self, needle: str) -> TextMatch:
+        """A predicate: does the lower-cased :meth:`row_text` of a row contain ``needle``
+        (lower-case)?"""
+        return TextMatch(self, needle)
+
+
+class TextMatch:
+    """``needle in context.row_text(row).lower()``, building the text only for rows that may match.
+
+    The row text is ``label src dst summary``: a word without a space lies within one of them. A
+    label or address that holds it settles the row; otherwise only rows whose summary may hold it
+    are built. That is every row when the summary could print the word itself (a word of
+    :data:`~stunscope.tui.summary.SUMMARY_WORDS`); else the rows with a USERNAME that holds it (a
+    response carries its request's in the index), the error responses (the reason phrase), the
+    ICMP and undecodable rows (their text is all summary), and, for a word made of digits and
+    address characters, the rows that may print it as a number: a round trip time or a
+    retransmission count (from the index), an address, channel or lifetime attribute (RFC 8489
+    §14.1-§14.2, RFC 8656 §18.1-§18.5, found in the message bytes by their type) or a ChannelData
+    header. A needle with spaces is looked for by its longest word, then in the whole text.
+
+    Rows are worked out a chunk at a time, the chunk that holds the row asked about.
+    """
+
+    def __init__(self, context: AnalysisContext, needle: str) -> None:
+        self._context = context
+        self._index = context.index
+        self._needle = needle
+        self._word = word = max(needle.split(" "), key=len)
+        self._settled = word == needle
+        """A label or address holding the word holds the needle."""
+        self._everywhere = may_be_printed(word)
+        self._number = may_be_number(word)
+        self._labels = _LabelHits(word)
+        self._endpoints = bytearray()
+        """Per interned endpoint: 1 when its text holds the word (grows with the index)."""
+        self._users = bytearray()
+        """Per interned USERNAME: 1 when its display text holds the word."""
+        self._seen: dict[bytes, bool] = {}
+        """Attribute bytes -> whether they print the word (see :func:`_numbers_in_bytes`)."""
+        self._chunk = range(0)
+        self._hits: set[int] = set()
+
+    def __call__(self, row: int) -> bool:
+        """Whether published ``row`` (below ``index.count``) matches."""
+        if row not in self._chunk:
+            start = row - row % _CHUNK
+            self._chunk = range(start, min(start + _CHUNK, self._index.count))
+            self._hits = self._matches(self._chunk) if self._chunk else set()
+        return row in self._hits
+
+    def _matches(self, rows: range) -> set[int]:
+        sure = self._in_label_or_address(rows)
+        maybe = set(rows) if self._everywhere else self._in_summary(rows)
+        if self._settled:
+            return sure | {row for row in maybe - sure if self._in_text(row)}
+        return {row for row in maybe | sure if self._in_text(row)}
+
+    def _in_label_or_address(self, rows: range) -> set[int]:
+        index = self._index
+        kind, method, cls, src, dst = index.kind, index.method, index.cls, index.src, index.dst
+        labels = self._labels
+        found = {row for row in rows if labels[kind[row], method[row], cls[row]]}
+        ends = self._grown(self._endpoints, index.endpoints, str)
+        if 1 in ends:
+            found.update(row for row in rows if ends[src[row]] or ends[dst[row]])
+        return found
+
+    def _in_summary(self, rows: range) -> set[int]:
+        """Rows whose summary may hold the word, when the summary does not print it itself."""
+        index = self._index
+        kind, error, user = index.kind, index.error, index.user
+        users = self._grown(self._users, index.usernames, safe_text)
+        if 1 in users:
+            found = {r for r in rows if kind[r] >= _TEXT_KINDS or error[r] or users[user[r]]}
+        else:
+            found = {r for r in rows if kind[r] >= _TEXT_KINDS or error[r]}
+        if self._number:
+            found |= self._in_numbers(rows)
+        return found
+
+    def _in_numbers(self, rows: range) -> set[int]:
+        """Rows that may print the word as a number (a superset: each is then checked)."""
+        index, word = self._index, self._word
+        ts, partner, cls, retx = index.ts, index.partner, index.cls, index.retransmissions
+        found = {r for r in rows if partner[r] >= 0 and cls[r] >= MessageClass.SUCCESS
+                 and word in f"{(ts[r] - ts[partner[r]]) * 1000:.1f}"}
+        found.update(r for r in rows if retx[r] and word in f"(+{retx[r]}")
+        return found | _numbers_in_bytes(index, rows, word, self._seen)
+
+    def _grown(
+        self, hits: bytearray, texts: Sequence[Any], show: Callable[[Any], str]
+    ) -> bytearray:
+        """``hits`` extended to every text of ``texts`` (which the loader may have grown)."""
+        word = self._word
+        hits.extend(word in show(text).lower() for text in texts[len(hits):])
+        return hits
+
+    def _in_text(self, row: int) -> bool:
+        return self._needle in self._context.row_text(row).lower()
+
+
+class _LabelHits(dict[tuple[int, int, int], bool]):
+    """(kind, method, class) -> whether the row label holds the word, worked out once a key."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__()
+        self._word = word
+
+    def __missing__(self, key: tuple[int, int, int]) -> bool:
+        hit = self[key] = self._word in label_of(key).lower()
+        return hit
+
+
+_ADDRESS_TYPES = frozenset({0x0001, 0x0012, 0x0016, 0x0020, 0x8020})
+"""MAPPED-ADDRESS, XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS, XOR-MAPPED-ADDRESS and its pre-RFC 5389
+0x8020: every address a summary prints (RFC 8489 §14.1-§14.2, RFC 8656 §18.3, §18.5)."""
+_CHANNEL_NUMBER, _LIFETIME = 0x000C, 0x000D
+_SIZES = {**dict.fromkeys(_ADDRESS_TYPES, (8, 20)), _CHANNEL_NUMBER: (4,), _LIFETIME: (4,)}
+"""The value sizes at which those attributes print: an IPv4 or IPv6 address (RFC 8489 §14.1),
+a CHANNEL-NUMBER or LIFETIME (RFC 8656 §18.1-§18.2)."""
+_HEADER_SHAPE = bytes(
+    0 if byte in (0x00, 0x80) else 1 if byte in {t & 0xFF for t in _SIZES} else
+    2 if byte in (4, 8, 20) else 3
+    for byte in range(256)
+)
+_SHAPED_HEADER = b"\x00\x01\x00\x02"
+"""Message bytes translated through ``_HEADER_SHAPE`` show this wherever the header of one of
+those attributes may be (and elsewhere too): a fast literal search instead of a slow pattern."""
+
+
+def _numbers_in_bytes(
+    index: MessageIndex, rows: range, word: str, seen: dict[bytes, bool]
+) -> set[int]:
+    """Rows of ``rows`` whose message bytes hold a number that, printed, holds ``word``.
+
+    Every attribute-shaped header of those types and sizes counts, aligned or not, read both
+    plain and XOR-ed (RFC 8489 §14.2), so every address, channel and lifetime a summary can print
+    is seen; so does every ChannelData header (RFC 8656 §12.4). ``seen`` remembers the verdict on
+    an attribute with the header bytes it is XOR-ed with, and on a ChannelData header.
+    """
+    offset, length, kind = index.offset, index.length, index.kind
+    base = offset[rows[0]]
+    blob = index.spool.read(base, offset[rows[-1]] + length[rows[-1]] - base)
+    found = set()
+    for row in rows:
+        if kind[row] == RowKind.CHANNELDATA:
+            start = offset[row] - base
+            header = blob[start:start + 4]
+            hit = seen.get(header)
+            if hit is None:
+                channel, size = _TLV.unpack(header)
+                hit = seen[header] = word in f"0x{channel:04x}" or word in str(size)
+            if hit:
+                found.add(row)
+    row, last = rows[0], rows[-1]
+    shapes = blob.translate(_HEADER_SHAPE)
+    following = shapes.find(_SHAPED_HEADER)
+    while following >= 0:
+        at, following = following, shapes.find(_SHAPED_HEADER, following + 1)
+        while row < last and offset[row] + length[row] - base <= at:
+            row += 1
+        start = offset[row] - base
+        attr_type, size = _TLV.unpack_from(blob, at)
+        if at < start or kind[row] > RowKind.CLASSIC or row in found or \
+                size not in _SIZES.get(attr_type, ()):
+            continue
+        attribute = blob[at:at + 4 + size] + blob[start + 4:start + size]
+        hit = seen.get(attribute)
+        if hit is None:
+            if len(seen) > _SEEN:
+                seen.clear()
+            hit = seen[attribute] = _prints(attribute, size, word)
+        if hit:
+            found.add(row)
+    return found
+
+
+def _prints(attribute: bytes, size: int, word: str) -> bool:
+    """Whether the attribute (header, value, then the message's bytes 4 on that XOR it) prints
+    a number that holds ``word``: an address plain or XOR-ed, a channel number, a lifetime."""
+    attr_type = _TLV.unpack_from(attribute)[0]
+    value = attribute[4:4 + size]
+    if attr_type in _ADDRESS_TYPES:
+        key = attribute[4 + size:]
+        shown = (decode_address(value), decode_xor_address(value, key))
+        return any(word in f"{e},".lower() for e in shown if isinstance(e, Endpoint))
+    if size != 4:
+        return False
+    if attr_type == _CHANNEL_NUMBER:
+        return word in f"0x{int.from_bytes(value[:2], 'big'):04x}"
+    return word in f"{int.from_bytes(value, 'big')}s"

@@ -89,6 +89,9 @@ class FilterContext(Protocol):
     def row_text(self, row: int) -> str:
         """Everything free text matches against: label, addresses, summary."""
 
+    def text_match(self, needle: str) -> Predicate:
+        """Rows whose lower-cased :meth:`row_text` contains ``needle`` (lower-case)."""
+
 
 class _Term(NamedTuple):
     field: str
@@ -290,10 +293,10 @@ def compile_filter(text: str, index: MessageIndex, context: FilterContext) -> Pr
             wanted = {index.endpoint_id(e) for e in context.allocation_endpoints(_int(value, pos))}
             wanted.discard(None)
             return lambda row: cmp(index.src[row] in wanted and index.dst[row] in wanted, True)
-        needle = value.lower()
+        matches = context.text_match(value.lower())
         if op == "!=":
-            return lambda row: needle not in context.row_text(row).lower()
-        return lambda row: needle in context.row_text(row).lower()
+            return lambda row: not matches(row)
+        return matches
 
     return _Parser(text, term).parse()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 
-from stunscope.tui.index import MessageIndex, RowKind
+from stunscope.tui.index import TUNNELS, MessageIndex, RowKind
 from stunscope.wire.attributes import (
     channel_number,
     error_code,
@@ -21,7 +21,7 @@ from stunscope.wire.attributes import (
     xor_peers,
     xor_relayed,
 )
-from stunscope.wire.decode import decode_message
+from stunscope.wire.decode import FAILURES, FINDINGS, decode_message
 from stunscope.wire.message import (
     ChannelData,
     DecodeFailure,
@@ -39,8 +39,12 @@ _SHORT_CLASS = {MessageClass.REQUEST: "req", MessageClass.INDICATION: "ind",
 def row_label(index: MessageIndex, row: int, short: bool = False) -> str:
     """``Binding request``, ``Allocate error``, ``ChannelData``, ``ICMP``, ``undecodable``;
     ``short`` abbreviates the class (``Binding req``, ``Allocate err``) for narrow screens."""
-    key = (index.kind[row], index.method[row], index.cls[row], short)
-    label = _labels.get(key)
+    return label_of((index.kind[row], index.method[row], index.cls[row]), short)
+
+
+def label_of(key: tuple[int, int, int], short: bool = False) -> str:
+    """The label of rows whose (kind, method, class) columns are ``key`` (see :func:`row_label`)."""
+    label = _labels.get((*key, short))
     if label is None:
         kind = RowKind(key[0])
         if kind in (RowKind.STUN, RowKind.CLASSIC):
@@ -52,7 +56,7 @@ def row_label(index: MessageIndex, row: int, short: bool = False) -> str:
             label = "ICMP unreachable"
         else:
             label = "undecodable"
-        _labels[key] = label
+        _labels[(*key, short)] = label
     return label
 
 
@@ -101,6 +105,34 @@ def message_summary(message: StunMessage) -> str:
     if message.findings:
         parts.append("! " + " ".join(message.findings))
     return "  ".join(parts)
+
+
+SUMMARY_WORDS = (
+    "relayed", "mapped", "peer", "ch", "lifetime", "user", "use-candidate", "!", "rtt", "ms",
+    "retransmission)", "retransmissions)", "[via", "undecodable:",
+    *(f"{tunnel}]" for tunnel in TUNNELS if tunnel), *FINDINGS, *FAILURES,
+)
+"""Every word, lower-cased, that :func:`message_summary` and :class:`Summaries` print themselves
+(the rest is numbers, addresses and the wire's USERNAME and reason phrase)."""
+
+_NUMBER_CHARS = frozenset("0123456789abcdefx.:[],()+-s")
+"""Characters of the numbers a summary prints: addresses (``[::1]:3478,`` in a peer list),
+``0x4000``, ``600s``, error codes, ``-0.5`` ms, ``(+2``, and ChannelData's ``120 B``."""
+
+
+def may_be_number(word: str) -> bool:
+    """Whether ``word`` (lower-case) can be part of a number a summary prints."""
+    return set(word) <= _NUMBER_CHARS
+
+
+def may_be_printed(word: str) -> bool:
+    """Whether ``word`` (lower-case, without a space) can be part of a word a summary prints.
+
+    A word that is neither this nor :func:`may_be_number` can only come from the wire: a
+    USERNAME or an ERROR-CODE reason phrase (RFC 8489 §14.3, §14.8), or an ICMP or undecodable
+    row's text.
+    """
+    return any(word in known for known in SUMMARY_WORDS)
 
 
 class Summaries:
