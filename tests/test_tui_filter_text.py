@@ -9,11 +9,13 @@ that no capture holds, so that a fast path that drops or adds a row fails here.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from stunscope.capture.stream import open_events
+from stunscope.tui import context as context_module
 from stunscope.tui.context import AnalysisContext
 from stunscope.tui.filter import compile_filter
 from stunscope.tui.index import MessageIndex
@@ -121,8 +123,11 @@ def test_filter_bar_words_and_negation() -> None:
         r for r, t in enumerate(texts) if "allocate" in t and "unauthorized" in t]
 
 
-def test_rows_endpoints_and_usernames_arriving_after_the_match_is_made() -> None:
+def test_rows_endpoints_and_usernames_arriving_after_the_match_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A live capture grows the index under a filter: new endpoints and USERNAMEs count too."""
+    monkeypatch.setattr(context_module, "_CHUNK", 4)
     path = bundled_captures()[0].parent / "ice-turn-relay.pcapng"
     events = list(open_events(path))
     index = MessageIndex()
@@ -142,3 +147,20 @@ def test_rows_endpoints_and_usernames_arriving_after_the_match_is_made() -> None
     for word, match in matches.items():
         got = early[word] + [r for r in range(half, index.count) if match(r)]
         assert got == [r for r, text in enumerate(texts) if word in text], word
+
+
+@pytest.mark.parametrize("chunk", [3, 8192])
+def test_rows_asked_in_any_order(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search asks rows going down or up from the cursor, in a view with gaps; small chunks
+    make every order cross chunk edges."""
+    monkeypatch.setattr(context_module, "_CHUNK", chunk)
+    index = _load(bundled_captures()[0].parent / "turn-tcp.pcapng")
+    texts = _reference_texts(index)
+    context = AnalysisContext(index, None)
+    order = list(range(index.count))
+    random.Random(8489).shuffle(order)
+    for word in ("allocate", "3478", "unauthorized", "lifetime", "0x4", "nomatchxyz"):
+        want = {row for row, text in enumerate(texts) if word in text}
+        for rows in (order, order[::-1], range(index.count - 1, -1, -1), range(0, index.count, 7)):
+            match = context.text_match(word)
+            assert {row for row in rows if match(row)} == want & set(rows), word

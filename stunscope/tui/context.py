@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Collection, Sequence
+from threading import Lock
 from typing import Any
 
 from stunscope.analysis.results import Allocation, Analysis, IceSession
 from stunscope.tui.index import MessageIndex, RowKind
 from stunscope.tui.summary import Summaries, label_of, may_be_number, may_be_printed, row_label
 from stunscope.wire.attributes import decode_address, decode_xor_address
-from stunscope.wire.message import Endpoint, MessageClass
+from stunscope.wire.message import HEADER_LEN, Endpoint, MessageClass
+from stunscope.wire.registry import ERROR_REASONS
 from stunscope.wire.text import safe_text
 
 _CHUNK = 8192
@@ -59,6 +61,9 @@ class AnalysisContext:
         self.analysis = analysis
         self._summaries = Summaries(index, size=64)
         """Private to this context: filters run in a worker thread, the UI has its own."""
+        self._summaries_lock = Lock()
+        """A refolded view scans in a worker while the UI thread extends one with the same
+        filter: both may build row text."""
 
     def verdict_frames(self, code: str) -> Collection[int]:
         """Evidence frames of every verdict with ``code``."""
@@ -82,11 +87,13 @@ class AnalysisContext:
     def row_text(self, row: int) -> str:
         """Label, addresses and summary of a row (what free text matches)."""
         index = self.index
+        with self._summaries_lock:
+            summary = self._summaries(row)
         return " ".join((
             row_label(index, row),
             str(index.endpoints[index.src[row]]),
             str(index.endpoints[index.dst[row]]),
-            self._summaries(row),
+            summary,
         ))
 
     def text_match(self, needle: str) -> TextMatch:
@@ -109,7 +116,8 @@ class TextMatch:
     §14.1-§14.2, RFC 8656 §18.1-§18.5, found in the message bytes by their type) or a ChannelData
     header. A needle with spaces is looked for by its longest word, then in the whole text.
 
-    Rows are worked out a chunk at a time, the chunk that holds the row asked about.
+    Rows are worked out a chunk at a time, from the row asked about on (or back, for a search
+    going up), so a live capture's new rows are worked out once.
     """
 
     def __init__(self, context: AnalysisContext, needle: str) -> None:
@@ -122,22 +130,26 @@ class TextMatch:
         self._everywhere = may_be_printed(word)
         self._number = may_be_number(word)
         self._labels = _LabelHits(word)
-        self._endpoints = bytearray()
+        self._endpoints = b""
         """Per interned endpoint: 1 when its text holds the word (grows with the index)."""
-        self._users = bytearray()
+        self._users = b""
         """Per interned USERNAME: 1 when its display text holds the word."""
         self._seen: dict[bytes, bool] = {}
-        """Attribute bytes -> whether they print the word (see :func:`_numbers_in_bytes`)."""
-        self._chunk = range(0)
-        self._hits: set[int] = set()
+        """Attribute bytes (type first) -> whether they print the word; a ChannelData header too."""
+        self._state: tuple[range, set[int]] = (range(0), set())
+        """The rows last worked out, and those of them that match."""
 
     def __call__(self, row: int) -> bool:
         """Whether published ``row`` (below ``index.count``) matches."""
-        if row not in self._chunk:
-            start = row - row % _CHUNK
-            self._chunk = range(start, min(start + _CHUNK, self._index.count))
-            self._hits = self._matches(self._chunk) if self._chunk else set()
-        return row in self._hits
+        chunk, hits = self._state  # one read: a refolded view may scan in another thread
+        if row not in chunk:
+            if row < chunk.start:  # a search going up
+                chunk = range(max(0, row - _CHUNK + 1), row + 1)
+            else:
+                chunk = range(row, min(row + _CHUNK, self._index.count))
+            hits = self._matches(chunk) if chunk else set()
+            self._state = (chunk, hits)
+        return row in hits
 
     def _matches(self, rows: range) -> set[int]:
         sure = self._in_label_or_address(rows)
@@ -151,7 +163,7 @@ class TextMatch:
         kind, method, cls, src, dst = index.kind, index.method, index.cls, index.src, index.dst
         labels = self._labels
         found = {row for row in rows if labels[kind[row], method[row], cls[row]]}
-        ends = self._grown(self._endpoints, index.endpoints, str)
+        ends = self._endpoints = self._grown(self._endpoints, index.endpoints, str)
         if 1 in ends:
             found.update(row for row in rows if ends[src[row]] or ends[dst[row]])
         return found
@@ -160,11 +172,14 @@ class TextMatch:
         """Rows whose summary may hold the word, when the summary does not print it itself."""
         index = self._index
         kind, error, user = index.kind, index.error, index.user
-        users = self._grown(self._users, index.usernames, safe_text)
+        users = self._users = self._grown(self._users, index.usernames, safe_text)
         if 1 in users:
-            found = {r for r in rows if kind[r] >= _TEXT_KINDS or error[r] or users[user[r]]}
+            found = {r for r in rows if kind[r] >= _TEXT_KINDS or users[user[r]]}
         else:
-            found = {r for r in rows if kind[r] >= _TEXT_KINDS or error[r]}
+            found = {r for r in rows if kind[r] >= _TEXT_KINDS}
+        word, seen = self._word, self._seen
+        found.update(r for r in rows if error[r] and (
+            word in str(error[r]) or _reason_may_hold(index.message_bytes(r), word, seen)))
         if self._number:
             found |= self._in_numbers(rows)
         return found
@@ -178,13 +193,13 @@ class TextMatch:
         found.update(r for r in rows if retx[r] and word in f"(+{retx[r]}")
         return found | _numbers_in_bytes(index, rows, word, self._seen)
 
-    def _grown(
-        self, hits: bytearray, texts: Sequence[Any], show: Callable[[Any], str]
-    ) -> bytearray:
-        """``hits`` extended to every text of ``texts`` (which the loader may have grown)."""
+    def _grown(self, hits: bytes, texts: Sequence[Any], show: Callable[[Any], str]) -> bytes:
+        """``hits`` for every one of ``texts`` (which the loader may have grown); a new object,
+        so that another thread holding the old one still sees it consistent."""
+        if len(hits) == len(texts):
+            return hits
         word = self._word
-        hits.extend(word in show(text).lower() for text in texts[len(hits):])
-        return hits
+        return hits + bytes(word in show(text).lower() for text in texts[len(hits):])
 
     def _in_text(self, row: int) -> bool:
         return self._needle in self._context.row_text(row).lower()
@@ -206,6 +221,9 @@ _ADDRESS_TYPES = frozenset({0x0001, 0x0012, 0x0016, 0x0020, 0x8020})
 """MAPPED-ADDRESS, XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS, XOR-MAPPED-ADDRESS and its pre-RFC 5389
 0x8020: every address a summary prints (RFC 8489 §14.1-§14.2, RFC 8656 §18.3, §18.5)."""
 _CHANNEL_NUMBER, _LIFETIME = 0x000C, 0x000D
+_ERROR_CODE_TYPE = b"\x00\x09"
+_CHANNEL_HEADER_CHARS = frozenset("0123456789abcdefx")
+"""What a ChannelData summary prints its channel (``0x4000``) and length with."""
 _SIZES = {**dict.fromkeys(_ADDRESS_TYPES, (8, 20)), _CHANNEL_NUMBER: (4,), _LIFETIME: (4,)}
 """The value sizes at which those attributes print: an IPv4 or IPv6 address (RFC 8489 §14.1),
 a CHANNEL-NUMBER or LIFETIME (RFC 8656 §18.1-§18.2)."""
@@ -233,7 +251,7 @@ def _numbers_in_bytes(
     base = offset[rows[0]]
     blob = index.spool.read(base, offset[rows[-1]] + length[rows[-1]] - base)
     found = set()
-    for row in rows:
+    for row in rows if set(word) <= _CHANNEL_HEADER_CHARS else ():
         if kind[row] == RowKind.CHANNELDATA:
             start = offset[row] - base
             header = blob[start:start + 4]
@@ -264,6 +282,27 @@ def _numbers_in_bytes(
         if hit:
             found.add(row)
     return found
+
+
+def _reason_may_hold(data: bytes, word: str, seen: dict[bytes, bool]) -> bool:
+    """Whether an ERROR-CODE in message bytes ``data`` may print a reason phrase that holds
+    ``word``: its own text (RFC 8489 §14.8) or the registry's for its code. Every header of that
+    type counts, aligned or not, its value cut at the message's end as the decoder cuts it."""
+    end = min(len(data), HEADER_LEN + int.from_bytes(data[2:4], "big"))
+    at = data.find(_ERROR_CODE_TYPE)
+    while 0 <= at <= end - 4:
+        attribute = data[at:min(at + 4 + int.from_bytes(data[at + 2:at + 4], "big"), end)]
+        hit = seen.get(attribute)
+        if hit is None:
+            if len(seen) > _SEEN:
+                seen.clear()
+            hit = seen[attribute] = len(attribute) >= 8 and (
+                word in safe_text(attribute[8:]).lower()
+                or word in ERROR_REASONS.get((attribute[6] & 7) * 100 + attribute[7], "").lower())
+        if hit:
+            return True
+        at = data.find(_ERROR_CODE_TYPE, at + 1)
+    return False
 
 
 def _prints(attribute: bytes, size: int, word: str) -> bool:
