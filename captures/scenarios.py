@@ -1160,6 +1160,8 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
     "unanswered": unanswered,
     "ipv6": ipv6,
     "nat-symmetric": nat_symmetric,
+    "nat-hairpin": nat_hairpin,
+    "nat-lifetime": nat_lifetime,
     "bad-fingerprint": bad_fingerprint,
     "ice-host": ice_host,
     "ice-host-2": ice_host_2,

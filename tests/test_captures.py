@@ -172,6 +172,14 @@ STORIES: dict[str, list[dict]] = {
         S("Send", "indication"), S("Send", "indication"), S("Refresh", "request", lifetime=0)],
     "unanswered": [S("Binding", "request")] * 4 + [S("Binding", "request", icmp=True)],
     "nat-symmetric": [S("Binding", "request"), S("Binding", "success")] * 4,
+    # natdiscovery -H: no hairpin (dropped), hairpin (the request comes back in), no NAT
+    "nat-hairpin": ([S("Binding", "request"), S("Binding", "success"), S("Binding", "request")]
+                    + [S("Binding", "request"), S("Binding", "success"), S("Binding", "request"),
+                       S("Binding", "request")]
+                    + [S("Binding", "request"), S("Binding", "success"), S("Binding", "request")]),
+    # natdiscovery -t -T N: the RESPONSE-PORT test unanswered (mapping gone), then answered twice
+    "nat-lifetime": ([S("Binding", "request"), S("Binding", "success"), S("Binding", "request")]
+                     + [S("Binding", "request"), S("Binding", "success")] * 4),
     "bad-fingerprint": [S("Binding", "request"), S("Binding", "success")]
     + [S("Binding", "request")] * 3 + [S("Binding", "success")],
     "ipv6": [S("Binding", "request", ipv6=True), S("Binding", "success", ipv6=True),

@@ -30,7 +30,7 @@ from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachab
 from stunscope.capture.stats import CaptureStats
 from stunscope.capture.stream import open_events
 from stunscope.errors import CaptureError
-from stunscope.wire.attributes import error_code, xor_mapped
+from stunscope.wire.attributes import error_code
 from stunscope.wire.integrity import Keyring, check_integrity
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 from stunscope.wire.registry import method_name
@@ -128,6 +128,8 @@ class Analyzer:
                 "receivers discard them.",
                 (ev.frame,),
             )
+        if msg.method == BINDING and ev.tunnel is None:
+            self.nat.binding(ev.src, ev.dst, msg, ev.frame, ev.ts)
         mcls = msg.cls
         if mcls == REQUEST:
             self._request(ev, msg)
@@ -231,10 +233,6 @@ class Analyzer:
                 self.ice.answered(info, msg, error, tx.client, (ts - tx.times[-1]) * 1000.0,
                                   ev.frame, ts)
         elif tx.method == BINDING:
-            if error is None and tx.via is None:
-                mapped = xor_mapped(msg)
-                if mapped is not None:
-                    self.nat.mapped(tx.client, tx.server, mapped, ev.frame)
             if info:
                 self.nat.change_test(tx.client, info, error is None, ev.frame)
         elif info is not None:
@@ -288,6 +286,8 @@ class Analyzer:
             return
         if tx.method == BINDING and info:
             self.nat.change_test(tx.client, info, False, tx.frames[0])
+            return
+        if tx.txid in self.nat.probes:  # an RFC 5780 §4.5/§4.6 test: silence is its result
             return
         self._unanswered_verdict(tx.client, tx.server, tx.method, tx.frames, tx.via, ended_by)
 
@@ -347,7 +347,8 @@ class Analyzer:
             self.tx.result(tx, outcome, None, None, None, ended_by) for tx in open_txs[:room]
         ]
         for tx in open_txs:
-            if final and not tx.ice and not (tx.method == BINDING and tx.info):
+            if (final and not tx.ice and not (tx.method == BINDING and tx.info)
+                    and tx.txid not in self.nat.probes):
                 self._unanswered_verdict(tx.client, tx.server, tx.method, tx.frames, tx.via,
                                          "capture-end", extra)
         transactions = sorted(
@@ -356,7 +357,7 @@ class Analyzer:
         )
         allocations, turn_verdicts = self.turn.results(now)
         sessions, ice_verdicts = self.ice.results(now, self._type_of, final)
-        nat, nat_verdicts = self.nat.results()
+        nat, nat_verdicts = self.nat.results(now)
         verdicts: list[Verdict] = [
             *self.log.results(), *extra.results(), *turn_verdicts, *ice_verdicts, *nat_verdicts,
         ]

@@ -15,23 +15,52 @@ Classic names (RFC 3489 §5): symmetric when the mapping depends on the destinat
 restricted cone and port-restricted cone for an endpoint-independent mapping with the
 corresponding filtering; open internet when the mapped address is the local one and
 unsolicited answers arrive. Otherwise ``unknown`` and ``reason`` says what evidence was missing.
+
+Hairpinning (RFC 5780 §4.5, RFC 4787 §6): a Binding request sent to the mapped address of a
+local endpoint. It is supported when the request is seen again delivered to that endpoint
+(translated by the NAT) or is answered; not supported when neither happened within one initial
+RTO (500 ms, RFC 8489 §6.2.1) after its last transmission. When the mapped address is the local
+address there is no NAT to hairpin through, so the test says nothing.
+
+Mapping lifetime (RFC 5780 §4.6, RFC 4787 §4.3): after an idle interval, a Binding request from
+another local endpoint carries RESPONSE-PORT (§7.5) set to the port of the idle endpoint's
+mapping. An answer delivered to the idle endpoint shows the mapping was still alive (the
+lifetime is at least the idle interval); no answer within one RTO shows it gone (at most the
+interval). The idle interval runs from the last Binding message seen from or to the endpoint,
+so traffic the analysis does not see (media on the same socket) would make it shorter.
+
+The tracker is fed by :meth:`NatTracker.binding` (every Binding message not inside a TURN
+tunnel, in capture order) and :meth:`NatTracker.mapped` (Allocate answers).
 """
 
 from __future__ import annotations
 
-from stunscope.analysis.results import NatBinding, NatEndpoint, Verdict
+from stunscope.analysis.results import (
+    NatBinding, NatEndpoint, NatHairpinning, NatMappingLifetime, Verdict,
+)
 from stunscope.analysis.verdicts import verdict
-from stunscope.wire.message import Endpoint, StunMessage
+from stunscope.wire.attributes import xor_mapped
+from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 
 CHANGE_REQUEST = 0x0003
 CHANGE_IP, CHANGE_PORT = 0x04, 0x02
+USERNAME = 0x0006
+RESPONSE_PORT = 0x0027
+
+RTO_S = 0.5
+"""RFC 8489 §6.2.1 initial RTO: a hairpinned request or a RESPONSE-PORT answer not seen this
+long after the last transmission is taken as lost."""
 
 MAX_LOCALS = 5_000
 """Local endpoints kept; more are counted as evicted."""
 MAX_SERVERS_PER_LOCAL = 16
 """Servers remembered per local endpoint."""
 MAX_REFLEXIVE = 50_000
-"""Mapped addresses remembered for candidate typing."""
+"""Mapped addresses remembered for candidate typing and as hairpinning targets."""
+MAX_OPEN = 20_000
+"""Binding requests (not ICE checks) remembered while they wait for an answer."""
+MAX_PROBES = 5_000
+"""RFC 5780 §4.5 / §4.6 test requests remembered."""
 
 EI, AD, APD, UNKNOWN = (
     "endpoint-independent", "address-dependent", "address-and-port-dependent", "unknown",
@@ -46,24 +75,53 @@ def change_flags(msg: StunMessage) -> int | None:
     return None
 
 
+def response_port(msg: StunMessage) -> int | None:
+    """The port of RESPONSE-PORT (RFC 5780 §7.5), or None when absent or malformed."""
+    for attr in msg.attributes:
+        if attr.type == RESPONSE_PORT and len(attr.raw) == 4:
+            return int.from_bytes(attr.raw[:2], "big")
+    return None
+
+
 class _Local:
-    __slots__ = ("bindings", "tests", "first_frame")
+    __slots__ = ("bindings", "tests", "first_frame", "active_ts", "probes")
 
     def __init__(self, frame: int) -> None:
         self.bindings: dict[Endpoint, tuple[Endpoint, int]] = {}
         self.tests: dict[int, tuple[bool, int]] = {}
         self.first_frame = frame
+        self.active_ts: float | None = None
+        self.probes: list[_Probe] = []
+
+
+class _Probe:
+    """One RFC 5780 test request toward ``owner``'s mapping ``target``: a hairpinning test
+    (§4.5, ``idle_s`` None) or a mapping lifetime test (§4.6, after ``idle_s`` of silence)."""
+
+    __slots__ = ("tester", "target", "idle_s", "frames", "last_ts", "arrived", "answer")
+
+    def __init__(self, tester: Endpoint, target: Endpoint, idle_s: float | None, frame: int,
+                 ts: float) -> None:
+        self.tester, self.target, self.idle_s = tester, target, idle_s
+        self.frames = [frame]
+        self.last_ts = ts
+        self.arrived: int | None = None
+        self.answer: tuple[int, bool, Endpoint] | None = None  # frame, success, destination
 
 
 class NatTracker:
     """Mapped addresses and filtering tests per local endpoint."""
 
-    __slots__ = ("locals", "reflexive", "evicted")
+    __slots__ = ("locals", "reflexive", "by_port", "evicted", "open", "probes", "last_ts")
 
     def __init__(self) -> None:
         self.locals: dict[Endpoint, _Local] = {}
-        self.reflexive: set[Endpoint] = set()
+        self.reflexive: dict[Endpoint, Endpoint] = {}  # mapped address -> local endpoint
+        self.by_port: dict[int, Endpoint] = {}  # port -> the last mapped address with it
         self.evicted = 0
+        self.open: dict[bytes, tuple[Endpoint, Endpoint]] = {}  # txid -> (local, server)
+        self.probes: dict[bytes, tuple[Endpoint, _Probe]] = {}  # txid -> (owner, test)
+        self.last_ts = 0.0
 
     def _local(self, local: Endpoint, frame: int) -> _Local | None:
         state = self.locals.get(local)
@@ -76,8 +134,9 @@ class NatTracker:
 
     def mapped(self, local: Endpoint, server: Endpoint, mapped: Endpoint, frame: int) -> None:
         """A server answered ``local`` with ``mapped`` (RFC 8489 §14.2)."""
-        if len(self.reflexive) < MAX_REFLEXIVE:
-            self.reflexive.add(mapped)
+        if mapped in self.reflexive or len(self.reflexive) < MAX_REFLEXIVE:
+            self.reflexive[mapped] = local
+            self.by_port[mapped.port] = mapped
         state = self._local(local, frame)
         if state is not None and (server in state.bindings or len(state.bindings) < MAX_SERVERS_PER_LOCAL):
             state.bindings[server] = (mapped, frame)
@@ -92,12 +151,75 @@ class NatTracker:
             if previous is None or (answered and not previous[0]):
                 state.tests[flags] = (answered, frame)
 
-    def results(self) -> tuple[list[NatEndpoint], list[Verdict]]:
-        """Behaviour per local endpoint, and ``symmetric-nat`` verdicts."""
+    def binding(self, src: Endpoint, dst: Endpoint, msg: StunMessage, frame: int,
+                ts: float) -> None:
+        """A Binding message seen from ``src`` to ``dst`` (not inside a TURN tunnel): mappings
+        from answers (RFC 8489 §14.2), and RFC 5780 §4.5 / §4.6 tests and their outcome."""
+        if ts > self.last_ts:
+            self.last_ts = ts
+        txid = msg.txid
+        probe = self.probes.get(txid)
+        if msg.cls == MessageClass.REQUEST:
+            self._active(src, ts)
+            if probe is not None:
+                _again(probe[0], probe[1], dst, frame, ts)
+            elif txid not in self.open and not any(a.type == USERNAME for a in msg.attributes):
+                self._request(src, dst, msg, frame, ts)
+            return
+        self._active(dst, ts)
+        if probe is not None:
+            if probe[1].answer is None:
+                probe[1].answer = (frame, msg.cls == MessageClass.SUCCESS, dst)
+            return
+        request = self.open.pop(txid, None)
+        if request is not None and msg.cls == MessageClass.SUCCESS:
+            mapped = xor_mapped(msg)
+            if mapped is not None:
+                self.mapped(request[0], request[1], mapped, frame)
+                self._active(request[0], ts)
+
+    def _active(self, endpoint: Endpoint, ts: float) -> None:
+        state = self.locals.get(endpoint)
+        if state is not None:
+            state.active_ts = ts
+
+    def _request(self, src: Endpoint, dst: Endpoint, msg: StunMessage, frame: int,
+                 ts: float) -> None:
+        owner, target, idle_s = self.reflexive.get(dst), dst, None
+        if owner is None:
+            port = response_port(msg)
+            found = self._idle_mapping(src, port, ts) if port is not None else None
+            if found is not None:
+                owner, target, idle_s = found
+        state = self.locals.get(owner) if owner is not None else None
+        if owner is None or state is None:
+            if len(self.open) >= MAX_OPEN:
+                del self.open[next(iter(self.open))]
+            self.open[msg.txid] = (src, dst)
+        elif len(self.probes) < MAX_PROBES:
+            probe = _Probe(src, target, idle_s, frame, ts)
+            state.probes.append(probe)
+            self.probes[msg.txid] = (owner, probe)
+
+    def _idle_mapping(self, tester: Endpoint, port: int,
+                      ts: float) -> tuple[Endpoint, Endpoint, float] | None:
+        """The local endpoint whose mapping (the last one seen) has port ``port``, that
+        mapping, and how long the endpoint had been idle (RFC 5780 §4.6)."""
+        mapped = self.by_port.get(port)
+        local = self.reflexive.get(mapped) if mapped is not None else None
+        state = self.locals.get(local) if local is not None else None
+        if state is None or state.active_ts is None or local == tester:
+            return None
+        return local, mapped, round(ts - state.active_ts, 3)  # type: ignore[return-value]
+
+    def results(self, now: float | None = None) -> tuple[list[NatEndpoint], list[Verdict]]:
+        """Behaviour per local endpoint, and ``symmetric-nat`` verdicts. ``now`` is the capture's
+        last timestamp (default: the last Binding message seen)."""
+        now = self.last_ts if now is None else now
         out: list[NatEndpoint] = []
         found: list[Verdict] = []
         for local, state in self.locals.items():
-            result = _classify(local, state)
+            result = _classify(local, state, now)
             out.append(result)
             if result.mapping_behavior in (AD, APD):
                 found.append(verdict(
@@ -151,7 +273,86 @@ def _filtering(tests: dict[int, tuple[bool, int]]) -> tuple[str, str]:
     return UNKNOWN, "the RFC 5780 CHANGE-REQUEST tests are incomplete"
 
 
-def _classify(local: Endpoint, state: _Local) -> NatEndpoint:
+def _again(owner: Endpoint, probe: _Probe, dst: Endpoint, frame: int, ts: float) -> None:
+    """A test request seen again: delivered to ``owner`` through the NAT (a different frame
+    toward the local endpoint behind the mapping), or a retransmission."""
+    if dst == owner != probe.target and probe.idle_s is None:
+        if probe.arrived is None:
+            probe.arrived = frame
+    else:
+        probe.frames.append(frame)
+        probe.last_ts = ts
+
+
+def _hairpinning(local: Endpoint, probes: list[_Probe], now: float) -> NatHairpinning:
+    tests = [p for p in probes if p.idle_s is None]
+    if not tests:
+        return NatHairpinning(UNKNOWN, "no RFC 5780 §4.5 test: no Binding request was sent to "
+                              "this endpoint's mapped address", ())
+    nat = [p for p in tests if p.target != local]
+    for p in nat:
+        if p.arrived is not None or p.answer is not None:
+            how = "arrived at this endpoint" if p.arrived is not None else "was answered"
+            evidence = (p.arrived,) if p.arrived is not None else (p.answer[0],)  # type: ignore[index]
+            return NatHairpinning("supported", f"a Binding request from {p.tester} to the mapped "
+                                  f"address {p.target} {how}", (*p.frames, *evidence))
+    for p in nat:
+        if now - p.last_ts >= RTO_S:
+            return NatHairpinning(
+                "not-supported", f"a Binding request from {p.tester} to the mapped address "
+                f"{p.target} neither arrived at this endpoint nor was answered within {RTO_S:g} s",
+                tuple(p.frames))
+    if nat:
+        p = nat[0]
+        why = f"the capture ended less than {RTO_S:g} s after the request from {p.tester}"
+    else:
+        p = tests[0]
+        why = (f"no NAT: the mapped address is the local address, so the request from {p.tester} "
+               "went straight to it and passed no NAT that could hairpin")
+    return NatHairpinning(UNKNOWN, why, tuple(p.frames))
+
+
+def _lifetime(local: Endpoint, probes: list[_Probe], now: float) -> NatMappingLifetime:
+    tests = [p for p in probes if p.idle_s is not None]
+    alive: list[_Probe] = []
+    gone: list[_Probe] = []
+    doubtful = ""
+    for p in tests:
+        if p.answer is None:
+            if now - p.last_ts >= RTO_S:
+                gone.append(p)
+            else:
+                doubtful = doubtful or (f"the capture ended less than {RTO_S:g} s after the "
+                                        f"RESPONSE-PORT test from {p.tester}")
+        elif p.answer[1] and p.answer[2] in (local, p.target):
+            alive.append(p)
+        else:
+            doubtful = doubtful or (
+                f"the server answered the RESPONSE-PORT test from {p.tester} to {p.answer[2]}, "
+                "not to this endpoint's mapping" if p.answer[1] else
+                f"the server refused the RESPONSE-PORT test from {p.tester} with an error")
+    low = max(alive, key=lambda p: p.idle_s or 0.0, default=None)
+    high = min(gone, key=lambda p: p.idle_s or 0.0, default=None)
+    said = []
+    if low is not None:
+        said.append(f"alive after {low.idle_s:g} s idle: the answer to a RESPONSE-PORT test "
+                    f"from {low.tester} reached it")
+    if high is not None:
+        said.append(f"gone after {high.idle_s:g} s idle: the answer to a RESPONSE-PORT test "
+                    f"from {high.tester} did not arrive within {RTO_S:g} s")
+    if any(p.target == local for p in (*alive, *gone)):
+        said.append("no NAT: the mapped address is the local address")
+    if low is None and high is None:
+        reason = doubtful or ("no RFC 5780 §4.6 test: no Binding request carried RESPONSE-PORT "
+                              "toward this endpoint's mapping")
+        return NatMappingLifetime(None, None, reason, tuple(f for p in tests for f in p.frames))
+    frames = sorted(f for p in (low, high) if p is not None
+                    for f in (*p.frames, *((p.answer[0],) if p.answer else ())))
+    return NatMappingLifetime(low.idle_s if low else None, high.idle_s if high else None,
+                              "; ".join(said), tuple(frames))
+
+
+def _classify(local: Endpoint, state: _Local, now: float) -> NatEndpoint:
     mapping, why_mapping = _mapping(local, state.bindings)
     filtering, why_filtering = _filtering(state.tests)
     no_nat = bool(state.bindings) and all(m == local for m, _ in state.bindings.values())
@@ -177,4 +378,5 @@ def _classify(local: Endpoint, state: _Local) -> NatEndpoint:
     return NatEndpoint(
         str(local), mapped_set, bindings, mapping, filtering, classic,
         f"mapping: {why_mapping}; filtering: {why_filtering}", state.first_frame,
+        _hairpinning(local, state.probes, now), _lifetime(local, state.probes, now),
     )

@@ -224,6 +224,28 @@ class NatBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class NatHairpinning:
+    """RFC 5780 §4.5: can this endpoint be reached at its mapped address from behind the same
+    NAT? ``result`` is ``supported``, ``not-supported`` or ``unknown``; ``frames`` the test."""
+
+    result: str
+    reason: str
+    frames: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NatMappingLifetime:
+    """RFC 5780 §4.6: bounds on how long this endpoint's mapping lives without traffic.
+    ``min_s``: seen alive after that long idle; ``max_s``: seen gone after that long; None
+    when no test showed it."""
+
+    min_s: float | None
+    max_s: float | None
+    reason: str
+    frames: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NatEndpoint:
     """NAT behaviour seen from one local endpoint (RFC 4787, RFC 5780 §4, RFC 3489 §5)."""
 
@@ -235,6 +257,8 @@ class NatEndpoint:
     rfc3489_type: str
     reason: str
     first_frame: int
+    hairpinning: NatHairpinning
+    mapping_lifetime: NatMappingLifetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,11 @@ FIELDS: dict[str, dict[str, str | None]] = {
     "nat": {
         "local": None, "mapped": None, "bindings": "[binding]", "mapping_behavior": None,
         "filtering_behavior": None, "rfc3489_type": None, "reason": None, "first_frame": None,
+        "hairpinning": "hairpinning", "mapping_lifetime": "mapping_lifetime",
     },
     "binding": {"server": None, "mapped": None, "frame": None},
+    "hairpinning": {"result": None, "reason": None, "frames": None},
+    "mapping_lifetime": {"min_s": None, "max_s": None, "reason": None, "frames": None},
     "verdict": {"code": None, "severity": None, "message": None, "frames": None, "count": None,
                 "subject": None},
     "check": {"valid": None, "bad": None},

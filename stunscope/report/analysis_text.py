@@ -2,7 +2,8 @@
 
 Sections: verdicts (errors, warnings, then notes, each with its evidence frames), ICE sessions
 (one table of candidate pairs each), TURN allocations (permissions, channels, data per peer),
-transactions (outcomes and per-server RTT), NAT behaviour, and what was read. Every string that
+transactions (outcomes and per-server RTT), NAT behaviour (with RFC 5780 hairpinning and mapping
+lifetime tests where the capture has them), and what was read. Every string that
 came from the wire (usernames, realms, reason phrases inside verdict messages) goes through
 :func:`~stunscope.wire.text.safe_text`.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from stunscope.analysis.results import SEVERITIES, Allocation, Analysis, IceSession
+from stunscope.analysis.results import SEVERITIES, Allocation, Analysis, IceSession, NatEndpoint
 from stunscope.wire.text import safe_text
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "note "}
@@ -109,6 +110,27 @@ def _allocation(a: Allocation) -> list[str]:
     return lines
 
 
+def _nat_tests(nat: NatEndpoint) -> list[str]:
+    """The RFC 5780 §4.5 hairpinning and §4.6 mapping lifetime lines, when the capture holds
+    such a test for this endpoint."""
+    lines = []
+    hp = nat.hairpinning
+    if hp.frames:
+        lines.append(f"    hairpinning {hp.result}: {hp.reason}{_frames(hp.frames, 1)}")
+    life = nat.mapping_lifetime
+    if life.frames:
+        if life.min_s is not None and life.max_s is not None:
+            bound = f"between {life.min_s:g} s and {life.max_s:g} s"
+        elif life.min_s is not None:
+            bound = f"at least {life.min_s:g} s"
+        elif life.max_s is not None:
+            bound = f"at most {life.max_s:g} s"
+        else:
+            bound = "unknown"
+        lines.append(f"    mapping lifetime {bound}: {life.reason}{_frames(life.frames, 1)}")
+    return lines
+
+
 def _transactions(analysis: Analysis) -> list[str]:
     outcomes = Counter(t.outcome for t in analysis.transactions)
     unlisted = analysis.capture.evictions.get("transactions_unlisted", 0)
@@ -151,6 +173,7 @@ def render(analysis: Analysis) -> str:
                          f"{nat.mapping_behavior}, filtering {nat.filtering_behavior}, "
                          f"RFC 3489 {nat.rfc3489_type}")
             lines.append(f"    {nat.reason}")
+            lines += _nat_tests(nat)
         lines += _more(len(analysis.nat))
     cap = analysis.capture
     span = (cap.last_ts - cap.first_ts) if cap.first_ts is not None and cap.last_ts is not None else 0.0
