@@ -3,13 +3,28 @@
 Link layers (tcpdump.org LINKTYPE_ values): Ethernet (1) with IEEE 802.1Q VLAN tags and QinQ
 (0x8100, 0x88a8, 0x9100); Linux cooked SLL (113) and SLL2 (276); raw IP (101, and the historical
 12 and 14); LINKTYPE_IPV4 (228) and LINKTYPE_IPV6 (229); BSD null (0, family in the capturing
-host's byte order) and OpenBSD loop (108, network order).
+host's byte order) and OpenBSD loop (108, network order); PPP (9, RFC 1661 §2, with or without
+the RFC 1662 §3.1 address and control bytes), PPP_HDLC (50: RFC 1662 or Cisco HDLC) and Cisco
+HDLC (104).
 
 Network and transport: IPv4 (RFC 791) with fragment reassembly (RFC 815) through an optional
 :class:`~stunscope.capture.fragments.FragmentTable`; IPv6 (RFC 8200 §4) with its extension
 headers skipped and the Fragment header reassembled; UDP (RFC 768), whose length field trims
 Ethernet padding; TCP (RFC 9293 §3.1: sequence number, flags, data offset); ICMP (RFC 792) and
 ICMPv6 (RFC 4443) errors, whose quoted datagram gives the original flow.
+
+Encapsulations, unwrapped to the innermost IP packet, whose addresses and ports the result
+carries: PPPoE sessions (ethertype 0x8864, RFC 2516 §4 and §7) carrying PPP IPv4 or IPv6; MPLS
+(0x8847, 0x8848; RFC 3032 §2.1) whose label stack is popped down to the bottom-of-stack entry,
+the payload taken as IPv4 or IPv6 by its version nibble as tshark does without a control word;
+IP in IP (IP protocol 4, RFC 2003; 41, RFC 4213 §3.5) in IPv4 and IPv6; GRE (protocol 47,
+RFC 2784 §2 with the RFC 2890 §2 key and sequence number) carrying IPv4, IPv6, MPLS, transparent
+Ethernet bridging (0x6558) or ERSPAN type I/II (0x88be, the latter's 8-byte header skipped) to
+an Ethernet frame; VXLAN (UDP destination port 4789, RFC 7348 §5) and GENEVE (6081, RFC 8926
+§3.4, after its options). A UDP datagram to those ports is unwrapped only when its header is
+valid and the inner frame is IPv4 or IPv6; any other datagram stays a datagram, since STUN may
+run on any port. At most :data:`MAX_DEPTH` tunnels are unwrapped in one frame: a deeper IP in
+IP or GRE packet is ``malformed``, a deeper VXLAN/GENEVE datagram stays a datagram.
 
 The result is a :class:`Transport`, an :class:`IcmpQuote`, or a short string saying why the frame
 carries neither (a stats key). Nothing here raises on bad bytes. Ethernet/IPv4/UDP is tested first.
@@ -76,6 +91,20 @@ _NULL_IPV4 = (2,)
 _NULL_IPV6 = (10, 24, 28, 30)  # AF_INET6 on Linux, NetBSD/OpenBSD, FreeBSD, macOS
 _IPV6_EXTENSIONS = (0, 43, 60, 51, 135, 139, 140)  # RFC 8200 §4.1 (+ AH, mobility, HIP, shim6)
 _IPV6_FRAGMENT = 44
+_ETH_PPPOE = 0x8864  # PPPoE session stage (RFC 2516 §4)
+_ETH_MPLS = (0x8847, 0x8848)  # MPLS unicast, multicast (RFC 5332 §3)
+_ETH_TEB = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows
+_ETH_ERSPAN = 0x88BE  # ERSPAN type I (no GRE sequence number) or II (8-byte header)
+_PPP_PROTOCOLS = {0x0021: _ETH_IPV4, 0x0057: _ETH_IPV6}  # RFC 1332 §2, RFC 5072 §3
+_IP_IN_IP = 4  # RFC 2003 §3
+_IPV6_IN_IP = 41  # RFC 4213 §3.5, RFC 2473 §5
+_GRE = 47
+UDP_TUNNEL_PORTS = (4789, 6081)
+"""UDP destination ports of VXLAN (RFC 7348 §5) and GENEVE (RFC 8926 §3.3): a fast path for
+Ethernet/IPv4/UDP must leave datagrams to these ports to :func:`decode_frame` (inlined there)."""
+MAX_DEPTH = 4
+"""Tunnels unwrapped in one frame at most, so that crafted nesting stays cheap and bounded."""
+_NOT_TUNNELLED = (NON_IP, MALFORMED)
 
 _IPV4_UDP = "BxH2xHxB2x4s4sHHH"  # IPv4 version/IHL, total length, flags+offset, protocol, addresses; UDP
 _FAST_UDP4 = {
@@ -140,22 +169,15 @@ def decode_frame(
     fast = _FAST_UDP4.get(linktype)
     if fast is not None:  # the common case in one unpack: unfragmented IPv4 without options + UDP
         unpack, ip, tags = fast
-        if len(data) >= ip + 28:
+        size = len(data)
+        if size >= ip + 28:
             tag, vihl, total, frag, proto, src, dst, sport, dport, length = unpack(data)
             if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF:
-                if 8 <= length <= total - 20 and ip + total <= len(data):
+                if 8 <= length <= total - 20 and ip + total <= size and dport != 4789 and dport != 6081:  # UDP_TUNNEL_PORTS
                     return new(Transport, (UDP, src, dst, sport, dport, data[ip + 28 : ip + 20 + length], 0, 0))
     if linktype == 1:
-        if len(data) < 14:
-            return MALFORMED
-        etype = (data[12] << 8) | data[13]
-        off = 14
-        while etype in _VLAN_TAGS:
-            if len(data) < off + 4:
-                return MALFORMED
-            etype = (data[off + 2] << 8) | data[off + 3]
-            off += 4
-    elif linktype == 113:  # Linux cooked SLL: protocol type at bytes 14-15
+        return _ethernet(data, 0, ts, fragments, 0)
+    if linktype == 113:  # Linux cooked SLL: protocol type at bytes 14-15
         if len(data) < 16:
             return MALFORMED
         etype = (data[14] << 8) | data[15]
@@ -183,16 +205,119 @@ def decode_frame(
         else:
             return NON_IP
         off = 4
+    elif linktype == 9 or (linktype == 50 and data[:1] == b"\xff"):  # PPP (RFC 1662 §3.1 framing)
+        return _ppp(data, 2 if data[:2] == b"\xff\x03" else 0, ts, fragments, 0)
+    elif linktype in (50, 104):  # Cisco HDLC (RFC 1547 §4.3.1): address, control, ethertype
+        if len(data) < 4:
+            return MALFORMED
+        etype = (data[2] << 8) | data[3]
+        off = 4
     else:
         return UNSUPPORTED_LINK
     if etype == _ETH_IPV4:
-        return _ipv4(data, off, ts, fragments)
+        return _ipv4(data, off, ts, fragments, 0)
     if etype == _ETH_IPV6:
-        return _ipv6(data, off, ts, fragments)
+        return _ipv6(data, off, ts, fragments, 0)
+    return _network(etype, data, off, ts, fragments, 0)
+
+
+def _ethernet(data: bytes, off: int, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
+    """An Ethernet II header (IEEE 802.3 §3.2.6) at ``off`` with any 802.1Q/802.1ad tags."""
+    if len(data) < off + 14:
+        return MALFORMED
+    etype = (data[off + 12] << 8) | data[off + 13]
+    off += 14
+    while etype in _VLAN_TAGS:
+        if len(data) < off + 4:
+            return MALFORMED
+        etype = (data[off + 2] << 8) | data[off + 3]
+        off += 4
+    if etype == _ETH_IPV4:
+        return _ipv4(data, off, ts, fragments, depth)
+    if etype == _ETH_IPV6:
+        return _ipv6(data, off, ts, fragments, depth)
+    return _network(etype, data, off, ts, fragments, depth)
+
+
+def _network(etype: int, data: bytes, off: int, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
+    """The packet of ethertype ``etype`` at ``off``: IPv4, IPv6, or a PPPoE session (RFC 2516 §4:
+    version and type 0x11, code 0, session id, length, then PPP) or an MPLS label stack (RFC 3032
+    §2.1: 4-byte entries down to the one with the bottom-of-stack bit) in front of one."""
+    if etype == _ETH_IPV4:
+        return _ipv4(data, off, ts, fragments, depth)
+    if etype == _ETH_IPV6:
+        return _ipv6(data, off, ts, fragments, depth)
+    if etype == _ETH_PPPOE:
+        if len(data) < off + 6 or data[off] != 0x11 or data[off + 1]:
+            return MALFORMED
+        return _ppp(data, off + 6, ts, fragments, depth)
+    if etype in _ETH_MPLS:
+        while True:
+            if len(data) < off + 4:
+                return MALFORMED
+            off += 4
+            if data[off - 2] & 1:
+                break
+        version = data[off] >> 4 if off < len(data) else 0  # no control word: the IP version
+        if version == 4:
+            return _ipv4(data, off, ts, fragments, depth)
+        if version == 6:
+            return _ipv6(data, off, ts, fragments, depth)
     return NON_IP
 
 
-def _ipv4(data: bytes, off: int, ts: float, fragments: FragmentTable | None) -> Decoded:
+def _ppp(data: bytes, off: int, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
+    """A PPP packet (RFC 1661 §2) at ``off``: its protocol field is 2 bytes, or 1 when compressed
+    (§6.5: an odd first byte); IPv4 and IPv6 are unwrapped."""
+    if len(data) < off + 2:
+        return MALFORMED
+    if data[off] & 1:
+        protocol, off = data[off], off + 1
+    else:
+        protocol, off = (data[off] << 8) | data[off + 1], off + 2
+    return _network(_PPP_PROTOCOLS.get(protocol, 0), data, off, ts, fragments, depth)
+
+
+def _gre(data: bytes, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
+    """A GRE packet (RFC 2784 §2.1): flags and version 0, protocol type, then a checksum word
+    (C), key (K) and sequence number (S, RFC 2890 §2) when flagged. RFC 1701 source routing is
+    not unwrapped (RFC 2784 §2.3 lets a receiver discard it), nor PPTP's version 1."""
+    if len(data) < 4:
+        return MALFORMED
+    flags = data[0]
+    if flags & 0x40 or data[1] & 7:
+        return OTHER_PROTO
+    ptype = (data[2] << 8) | data[3]
+    off = 4 + 4 * ((flags >> 7) + (flags >> 5 & 1) + (flags >> 4 & 1))
+    if off > len(data):
+        return MALFORMED
+    if ptype == _ETH_ERSPAN:  # type II has an 8-byte header and a GRE sequence number
+        return _ethernet(data, off + 8 if flags & 0x10 else off, ts, fragments, depth)
+    return _tunnelled(ptype, data, off, ts, fragments, depth)
+
+
+def _tunnelled(ptype: int, data: bytes, off: int, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
+    """The payload of a GRE or GENEVE header of protocol type ``ptype``: an Ethernet frame
+    (transparent Ethernet bridging) or a packet of that ethertype."""
+    if ptype == _ETH_TEB:
+        return _ethernet(data, off, ts, fragments, depth)
+    return _network(ptype, data, off, ts, fragments, depth)
+
+
+def _udp_tunnel(port: int, data: bytes, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
+    """The frame in a VXLAN datagram (RFC 7348 §5: flags with the I bit, VNI, 8 bytes in all, then
+    Ethernet) or a GENEVE one (RFC 8926 §3.4: version 0, options length in 4-byte words, protocol
+    type, VNI, then the options)."""
+    if len(data) < 8:
+        return MALFORMED
+    if port == 4789:
+        return _ethernet(data, 8, ts, fragments, depth) if data[0] & 0x08 else NON_IP
+    if data[0] >> 6:
+        return NON_IP
+    return _tunnelled((data[2] << 8) | data[3], data, 8 + (data[0] & 0x3F) * 4, ts, fragments, depth)
+
+
+def _ipv4(data: bytes, off: int, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
     """IPv4 header (RFC 791 §3.1): trim to the total length, reassemble fragments. A total length
     of 0 is what a sender with TCP segmentation offload captures: the frame's length is used."""
     if len(data) < off + 20:
@@ -214,11 +339,11 @@ def _ipv4(data: bytes, off: int, ts: float, fragments: FragmentTable | None) -> 
         whole = fragments.add(key, (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[off + ihl : end], proto, ts)
         if whole is None:
             return FRAGMENT
-        return _transport(proto, src, dst, whole[1], 0, len(whole[1]))
-    return _transport(proto, src, dst, data, off + ihl, end)
+        return _transport(proto, src, dst, whole[1], 0, len(whole[1]), ts, fragments, depth)
+    return _transport(proto, src, dst, data, off + ihl, end, ts, fragments, depth)
 
 
-def _ipv6(data: bytes, off: int, ts: float, fragments: FragmentTable | None) -> Decoded:
+def _ipv6(data: bytes, off: int, ts: float, fragments: FragmentTable | None, depth: int) -> Decoded:
     """IPv6 header (RFC 8200 §3) and extension headers (§4), with Fragment reassembly (§4.5)."""
     if len(data) < off + 40 or data[off] >> 4 != 6:
         return MALFORMED
@@ -248,7 +373,7 @@ def _ipv6(data: bytes, off: int, ts: float, fragments: FragmentTable | None) -> 
         nh, off = data[off], off + _extension_length(nh, data, off)
     if off > end:
         return MALFORMED
-    return _transport(nh, src, dst, data, off, end)
+    return _transport(nh, src, dst, data, off, end, ts, fragments, depth)
 
 
 def _extension_length(nh: int, data: bytes, off: int) -> int:
@@ -262,14 +387,29 @@ def _extension_length(nh: int, data: bytes, off: int) -> int:
     return (data[off + 1] + 1) * 8
 
 
-def _transport(proto: int, src: bytes, dst: bytes, data: bytes, off: int, end: int) -> Decoded:
-    """UDP (RFC 768), TCP (RFC 9293 §3.1) or an ICMP/ICMPv6 error in ``data[off:end]``."""
+def _transport(
+    proto: int,
+    src: bytes,
+    dst: bytes,
+    data: bytes,
+    off: int,
+    end: int,
+    ts: float,
+    fragments: FragmentTable | None,
+    depth: int,
+) -> Decoded:
+    """UDP (RFC 768), TCP (RFC 9293 §3.1), an ICMP/ICMPv6 error or a tunnel in ``data[off:end]``;
+    ``depth`` counts the tunnels already unwrapped."""
     if proto == UDP:
         if end - off < 8:
             return MALFORMED
         sport, dport, length = _UDP_HEAD(data, off)
         if 8 <= length <= end - off:
             end = off + length  # drops link-layer padding; a longer length means snap-cut
+        if dport in UDP_TUNNEL_PORTS and depth < MAX_DEPTH:
+            inner = _udp_tunnel(dport, data[off + 8 : end], ts, fragments, depth + 1)
+            if inner not in _NOT_TUNNELLED:
+                return inner
         return new(Transport, (UDP, src, dst, sport, dport, data[off + 8 : end], 0, 0))
     if proto == TCP:
         if end - off < 20:
@@ -283,6 +423,12 @@ def _transport(proto: int, src: bytes, dst: bytes, data: bytes, off: int, end: i
         return _icmp_quote(data, off, end, src, _ICMP_ERRORS, _ICMP_TYPES)
     if proto == _ICMPV6:
         return _icmp_quote(data, off, end, src, _ICMPV6_ERRORS, _ICMPV6_TYPES)
+    if proto == _IP_IN_IP or proto == _IPV6_IN_IP or proto == _GRE:
+        if depth >= MAX_DEPTH:
+            return MALFORMED
+        if proto == _GRE:
+            return _gre(data[off:end], ts, fragments, depth + 1)
+        return (_ipv4 if proto == _IP_IN_IP else _ipv6)(data[off:end], 0, ts, fragments, depth + 1)
     return OTHER_PROTO
 
 
