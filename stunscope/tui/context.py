@@ -16,13 +16,12 @@ prints them itself, and numbers are looked for in the message bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Collection, Sequence
-from threading import Lock
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from stunscope.analysis.results import Allocation, Analysis, IceSession
-from stunscope.tui.index import MessageIndex, RowKind
-from stunscope.tui.summary import Summaries, label_of, may_be_number, may_be_printed, row_label
+from stunscope.tui.index import TUNNELS, MessageIndex, RowKind
+from stunscope.tui.summary import SUMMARY_WORDS, label_of, may_be_number, row_label, row_summary
 from stunscope.wire.attributes import decode_address, decode_xor_address
 from stunscope.wire.message import HEADER_LEN, Endpoint, MessageClass
 from stunscope.wire.registry import ERROR_REASONS
@@ -59,11 +58,6 @@ class AnalysisContext:
     def __init__(self, index: MessageIndex, analysis: Analysis | None) -> None:
         self.index = index
         self.analysis = analysis
-        self._summaries = Summaries(index, size=64)
-        """Private to this context: filters run in a worker thread, the UI has its own."""
-        self._summaries_lock = Lock()
-        """A refolded view scans in a worker while the UI thread extends one with the same
-        filter: both may build row text."""
 
     def verdict_frames(self, code: str) -> Collection[int]:
         """Evidence frames of every verdict with ``code``."""
@@ -87,13 +81,11 @@ class AnalysisContext:
     def row_text(self, row: int) -> str:
         """Label, addresses and summary of a row (what free text matches)."""
         index = self.index
-        with self._summaries_lock:
-            summary = self._summaries(row)
         return " ".join((
             row_label(index, row),
             str(index.endpoints[index.src[row]]),
             str(index.endpoints[index.dst[row]]),
-            summary,
+            row_summary(index, row),
         ))
 
     def text_match(self, needle: str) -> TextMatch:
@@ -106,18 +98,22 @@ class TextMatch:
     """``needle in context.row_text(row).lower()``, building the text only for rows that may match.
 
     The row text is ``label src dst summary``: a word without a space lies within one of them. A
-    label or address that holds it settles the row; otherwise only rows whose summary may hold it
-    are built. That is every row when the summary could print the word itself (a word of
-    :data:`~stunscope.tui.summary.SUMMARY_WORDS`); else the rows with a USERNAME that holds it (a
-    response carries its request's in the index), the error responses (the reason phrase), the
-    ICMP and undecodable rows (their text is all summary), and, for a word made of digits and
-    address characters, the rows that may print it as a number: a round trip time or a
-    retransmission count (from the index), an address, channel or lifetime attribute (RFC 8489
-    §14.1-§14.2, RFC 8656 §18.1-§18.5, found in the message bytes by their type) or a ChannelData
-    header. A needle with spaces is looked for by its longest word, then in the whole text.
+    label or address that holds it settles the row (both come from the index columns). Otherwise
+    only the rows whose summary may hold the word are built:
 
-    Rows are worked out a chunk at a time, from the row asked about on (or back, for a search
-    going up), so a live capture's new rows are worked out once.
+    - the rows with a USERNAME that holds it (a response carries its request's in the index),
+      the error responses whose code or reason phrase may (RFC 8489 §14.8, found in the bytes),
+      and the ICMP and undecodable rows, whose summary is all text from the capture;
+    - for a word that may be part of a word the summary prints itself
+      (:data:`~stunscope.tui.summary.SUMMARY_WORDS`), the rows that may print that word
+      (:data:`_PRINTED_WHERE`), or every row for a finding;
+    - for a word made of digits and address characters, the rows that may print it as a number:
+      a round trip time or a retransmission count (from the index), an address, channel or
+      lifetime attribute (found in the message bytes), a ChannelData header.
+
+    A needle with spaces is looked for by its longest word, then in the whole text. Rows are
+    worked out a chunk at a time, from the row asked about on (or back, for a search going up),
+    so a live capture's new rows are worked out once.
     """
 
     def __init__(self, context: AnalysisContext, needle: str) -> None:
@@ -127,7 +123,11 @@ class TextMatch:
         self._word = word = max(needle.split(" "), key=len)
         self._settled = word == needle
         """A label or address holding the word holds the needle."""
-        self._everywhere = may_be_printed(word)
+        printed = [known for known in SUMMARY_WORDS if word in known]
+        self._everywhere = any(known not in _PRINTED_WHERE for known in printed)
+        """The word may be part of a summary word that any row may print."""
+        self._printed = set() if self._everywhere else {_PRINTED_WHERE[k] for k in printed}
+        """Else, where the summary words that hold it may be printed."""
         self._number = may_be_number(word)
         self._labels = _LabelHits(word)
         self._endpoints = b""
@@ -154,6 +154,8 @@ class TextMatch:
     def _matches(self, rows: range) -> set[int]:
         sure = self._in_label_or_address(rows)
         maybe = set(rows) if self._everywhere else self._in_summary(rows)
+        for where in self._printed:
+            maybe |= where(self._index, rows)
         if self._settled:
             return sure | {row for row in maybe - sure if self._in_text(row)}
         return {row for row in maybe | sure if self._in_text(row)}
@@ -232,9 +234,39 @@ _HEADER_SHAPE = bytes(
     2 if byte in (4, 8, 20) else 3
     for byte in range(256)
 )
-_SHAPED_HEADER = b"\x00\x01\x00\x02"
+_SHAPE = b"\x00\x01\x00\x02"
 """Message bytes translated through ``_HEADER_SHAPE`` show this wherever the header of one of
 those attributes may be (and elsewhere too): a fast literal search instead of a slow pattern."""
+
+
+def _spooled(index: MessageIndex, rows: range) -> tuple[bytes, int]:
+    """The spool bytes from the first message of ``rows`` to the end of the last, and where
+    they start in the spool."""
+    offset, length = index.offset, index.length
+    base = offset[rows[0]]
+    return index.spool.read(base, offset[rows[-1]] + length[rows[-1]] - base), base
+
+
+def _found(data: bytes, pattern: bytes) -> Iterator[int]:
+    """Every place ``pattern`` starts in ``data``, overlapping or not."""
+    at = data.find(pattern)
+    while at >= 0:
+        yield at
+        at = data.find(pattern, at + 1)
+
+
+def _in_stun(
+    index: MessageIndex, rows: range, base: int, places: Iterable[int]
+) -> Iterator[tuple[int, int]]:
+    """(place, row) for every place (ascending, in spool bytes from ``base``) that lies in the
+    message of a STUN row of ``rows``."""
+    offset, length, kind = index.offset, index.length, index.kind
+    row, last = rows[0], rows[-1]
+    for at in places:
+        while row < last and offset[row] + length[row] - base <= at:
+            row += 1
+        if offset[row] - base <= at and kind[row] <= RowKind.CLASSIC:
+            yield at, row
 
 
 def _numbers_in_bytes(
@@ -247,9 +279,8 @@ def _numbers_in_bytes(
     is seen; so does every ChannelData header (RFC 8656 §12.4). ``seen`` remembers the verdict on
     an attribute with the header bytes it is XOR-ed with, and on a ChannelData header.
     """
-    offset, length, kind = index.offset, index.length, index.kind
-    base = offset[rows[0]]
-    blob = index.spool.read(base, offset[rows[-1]] + length[rows[-1]] - base)
+    offset, kind = index.offset, index.kind
+    blob, base = _spooled(index, rows)
     found = set()
     for row in rows if set(word) <= _CHANNEL_HEADER_CHARS else ():
         if kind[row] == RowKind.CHANNELDATA:
@@ -261,18 +292,11 @@ def _numbers_in_bytes(
                 hit = seen[header] = word in f"0x{channel:04x}" or word in str(size)
             if hit:
                 found.add(row)
-    row, last = rows[0], rows[-1]
-    shapes = blob.translate(_HEADER_SHAPE)
-    following = shapes.find(_SHAPED_HEADER)
-    while following >= 0:
-        at, following = following, shapes.find(_SHAPED_HEADER, following + 1)
-        while row < last and offset[row] + length[row] - base <= at:
-            row += 1
-        start = offset[row] - base
+    for at, row in _in_stun(index, rows, base, _found(blob.translate(_HEADER_SHAPE), _SHAPE)):
         attr_type, size = _TLV.unpack_from(blob, at)
-        if at < start or kind[row] > RowKind.CLASSIC or row in found or \
-                size not in _SIZES.get(attr_type, ()):
+        if row in found or size not in _SIZES.get(attr_type, ()):
             continue
+        start = offset[row] - base
         attribute = blob[at:at + 4 + size] + blob[start + 4:start + size]
         hit = seen.get(attribute)
         if hit is None:
@@ -282,6 +306,52 @@ def _numbers_in_bytes(
         if hit:
             found.add(row)
     return found
+
+
+RowsWhere = Callable[[MessageIndex, range], set[int]]
+"""Which of some rows may print a summary word."""
+
+
+def _with_attributes(*types: int) -> RowsWhere:
+    """Rows whose STUN message bytes hold a header of one of ``types`` anywhere, of a size at
+    which it prints (see :data:`_SIZES`; any size for a flag): those that may have such an
+    attribute."""
+    patterns = [_TLV.pack(attr_type, size) if attr_type in _SIZES else attr_type.to_bytes(2, "big")
+                for attr_type in types for size in _SIZES.get(attr_type, (0,))]
+
+    def rows_with(index: MessageIndex, rows: range) -> set[int]:
+        blob, base = _spooled(index, rows)
+        return {row for pattern in patterns
+                for _, row in _in_stun(index, rows, base, _found(blob, pattern))}
+
+    return rows_with
+
+
+def _where(test: Callable[[MessageIndex, int], object]) -> RowsWhere:
+    """Rows for which ``test(index, row)`` holds."""
+    return lambda index, rows: {row for row in rows if test(index, row)}
+
+
+_ANSWERED = _where(lambda index, r: index.partner[r] >= 0 and index.cls[r] >= MessageClass.SUCCESS)
+_RETRANSMITTED = _where(lambda index, r: index.retransmissions[r])
+_TUNNELLED = _where(lambda index, r: index.tunnel(r))
+_PRINTED_WHERE: dict[str, RowsWhere] = {
+    "relayed": _with_attributes(0x0016),
+    "mapped": _with_attributes(0x0020, 0x8020, 0x0001),
+    "peer": _with_attributes(0x0012),
+    "lifetime": _with_attributes(_LIFETIME),
+    "use-candidate": _with_attributes(0x0025),
+    "user": _where(lambda index, r: index.user[r]),
+    "rtt": _ANSWERED,
+    "retransmission)": _RETRANSMITTED,
+    "retransmissions)": _RETRANSMITTED,
+    "[via": _TUNNELLED,
+    **{f"{tunnel}]": _TUNNELLED for tunnel in TUNNELS if tunnel},
+}
+"""Summary words -> the rows that may print them: a STUN attribute's name where the message may
+have it (RFC 8489 §14, RFC 8656 §18, RFC 8445 §16.1), ``user`` where the index has a USERNAME,
+the round trip time on answers, the retransmission count, the tunnel. Other summary words (the
+findings, ``!``) may be printed on any row."""
 
 
 def _reason_may_hold(data: bytes, word: str, seen: dict[bytes, bool]) -> bool:

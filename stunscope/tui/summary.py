@@ -109,30 +109,25 @@ def message_summary(message: StunMessage) -> str:
 
 SUMMARY_WORDS = (
     "relayed", "mapped", "peer", "ch", "lifetime", "user", "use-candidate", "!", "rtt", "ms",
-    "retransmission)", "retransmissions)", "[via", "undecodable:",
+    "retransmission)", "retransmissions)", "[via", "b", "undecodable:",
     *(f"{tunnel}]" for tunnel in TUNNELS if tunnel), *FINDINGS, *FAILURES,
 )
-"""Every word, lower-cased, that :func:`message_summary` and :class:`Summaries` print themselves
+"""Every word, lower-cased, that :func:`message_summary` and :func:`row_summary` print themselves
 (the rest is numbers, addresses and the wire's USERNAME and reason phrase)."""
 
 _NUMBER_CHARS = frozenset("0123456789abcdefx.:[],()+-s")
 """Characters of the numbers a summary prints: addresses (``[::1]:3478,`` in a peer list),
-``0x4000``, ``600s``, error codes, ``-0.5`` ms, ``(+2``, and ChannelData's ``120 B``."""
+``0x4000``, ``600s``, error codes, ``-0.5`` ms, ``(+2``, ChannelData's length."""
 
 
 def may_be_number(word: str) -> bool:
-    """Whether ``word`` (lower-case) can be part of a number a summary prints."""
-    return set(word) <= _NUMBER_CHARS
+    """Whether ``word`` (lower-case) can be part of a number a summary prints.
 
-
-def may_be_printed(word: str) -> bool:
-    """Whether ``word`` (lower-case, without a space) can be part of a word a summary prints.
-
-    A word that is neither this nor :func:`may_be_number` can only come from the wire: a
-    USERNAME or an ERROR-CODE reason phrase (RFC 8489 §14.3, §14.8), or an ICMP or undecodable
-    row's text.
+    A word that is neither this nor part of one of :data:`SUMMARY_WORDS` can only come from the
+    wire: a USERNAME or an ERROR-CODE reason phrase (RFC 8489 §14.3, §14.8), or an ICMP or
+    undecodable row's text.
     """
-    return any(word in known for known in SUMMARY_WORDS)
+    return set(word) <= _NUMBER_CHARS
 
 
 class Summaries:
@@ -151,33 +146,34 @@ class Summaries:
         if text is not None:
             self._cache.move_to_end(key)
             return text
-        text = self._compute(row)
+        text = row_summary(index, row)
         self._cache[key] = text
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return text
 
-    def _compute(self, row: int) -> str:
-        index = self._index
-        decoded = decode_row(index, row)
-        if isinstance(decoded, str):
-            return decoded
-        if isinstance(decoded, DecodeFailure):
-            return f"undecodable: {decoded.reason}"
-        parts: list[str] = []
-        partner = index.partner[row]
-        retx = index.retransmissions[row]
-        if isinstance(decoded, ChannelData):
-            parts.append(f"ch 0x{decoded.channel:04x}  {decoded.length} B")
-        else:
-            summary = message_summary(decoded)
-            if summary:
-                parts.append(summary)
-            if decoded.cls in (MessageClass.SUCCESS, MessageClass.ERROR) and partner >= 0:
-                parts.append(f"rtt {(index.ts[row] - index.ts[partner]) * 1000:.1f} ms")
-        if retx:
-            parts.append(f"(+{retx} retransmission{'s' if retx > 1 else ''})")
-        tunnel = index.tunnel(row)
-        if tunnel:
-            parts.append(f"[via {tunnel}]")
-        return "  ".join(parts)
+
+def row_summary(index: MessageIndex, row: int) -> str:
+    """The row's one-line summary (decoded again from the spool; :class:`Summaries` caches it)."""
+    decoded = decode_row(index, row)
+    if isinstance(decoded, str):
+        return decoded
+    if isinstance(decoded, DecodeFailure):
+        return f"undecodable: {decoded.reason}"
+    parts: list[str] = []
+    partner = index.partner[row]
+    retx = index.retransmissions[row]
+    if isinstance(decoded, ChannelData):
+        parts.append(f"ch 0x{decoded.channel:04x}  {decoded.length} B")
+    else:
+        summary = message_summary(decoded)
+        if summary:
+            parts.append(summary)
+        if decoded.cls in (MessageClass.SUCCESS, MessageClass.ERROR) and partner >= 0:
+            parts.append(f"rtt {(index.ts[row] - index.ts[partner]) * 1000:.1f} ms")
+    if retx:
+        parts.append(f"(+{retx} retransmission{'s' if retx > 1 else ''})")
+    tunnel = index.tunnel(row)
+    if tunnel:
+        parts.append(f"[via {tunnel}]")
+    return "  ".join(parts)
