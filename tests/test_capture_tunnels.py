@@ -39,7 +39,7 @@ from stunscope.capture.fragments import FragmentTable
 from stunscope.capture.layers import MALFORMED, MAX_DEPTH, NON_IP, OTHER_PROTO, UDP_TUNNEL_PORTS, Transport, decode_frame
 from stunscope.capture.records import Record, read_records
 from stunscope.capture.stats import CaptureStats
-from stunscope.capture.stream import iter_events
+from stunscope.capture.stream import iter_events, open_events
 from stunscope.wire.decode import decode_message
 
 if not VECTORS.is_file():
@@ -110,10 +110,6 @@ CASES = [
 ]
 IDS = [case.name for case in CASES]
 
-# Ethernet/IPv4/UDP is the inline fast path of capture/stream.py, which does not leave the tunnel
-# ports to decode_frame yet (the change belongs to stream.py: see layers.UDP_TUNNEL_PORTS).
-_STREAM_FAST_PATH = {"vxlan", "geneve-options"}
-
 
 def _flow(decoded: Transport) -> tuple[str, int, str, int]:
     return (str(ipaddress.ip_address(decoded.src)), decoded.sport, str(ipaddress.ip_address(decoded.dst)), decoded.dport)
@@ -127,9 +123,7 @@ def test_reader_gives_the_innermost_flow_and_message(case: Case) -> None:
     assert decoded.payload == case.message
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="stream.py's Ethernet/IPv4/UDP fast path"))
-    if case.name in _STREAM_FAST_PATH else case for case in CASES], ids=IDS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_stream_yields_the_message_on_the_inner_flow(case: Case) -> None:
     events = list(iter_events([Record(1, 1.0, case.linktype, case.data, len(case.data))], stats=CaptureStats()))
     assert len(events) == 1 and isinstance(events[0], MessageEvent), events
@@ -139,6 +133,17 @@ def test_stream_yields_the_message_on_the_inner_flow(case: Case) -> None:
 
 
 # ------------------------------------------------------------------------------ tshark agrees
+
+def test_the_reader_process_unwraps_as_the_one_process_path(tmp_path: Path) -> None:
+    """capture/pipeline.py has its own Ethernet/IPv4/UDP fast path: it must leave the tunnel
+    ports to decode_frame too, and give the same inner flows as iter_events."""
+    path = _pcapng(tmp_path / "tunnels.pcapng", [(c.linktype, c.data) for c in CASES])
+    flows = {}
+    for parallel in (False, True):
+        events = list(open_events(path, CaptureStats(), parallel=parallel))
+        flows[parallel] = [(e.src.ip, e.src.port, e.dst.ip, e.dst.port) for e in events]
+    assert flows[True] == flows[False] == [case.flow for case in CASES]
+
 
 _TSHARK_FIELDS = ["frame.protocols", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport", "stun.type"]
 

@@ -84,7 +84,7 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
             # first bytes without a payload copy, plain ChannelData becomes its event here.
             unpack, ip, tags = fast
             tag, vihl, total, frag, proto, src_ip, dst_ip, sport, dport, length = unpack(data)
-            if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size:
+            if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size and dport != 4789 and dport != 6081:  # not UDP_TUNNEL_PORTS (VXLAN, GENEVE): decode_frame unwraps them
                 start = ip + 28
                 if length >= 16:
                     first = data[start]
