@@ -73,10 +73,11 @@ def messages(path: Path, *args: str) -> list[dict]:
 
 def same_but_clock(ours: list[dict], theirs: list[dict]) -> None:
     """Equal messages, but for frame numbers and timestamps: two packet sockets can stamp the
-    same skb a microsecond apart (the kernel stamps it for each reader when it carries none)."""
+    same skb apart (the kernel stamps it for each reader when it carries none): a microsecond
+    on an idle machine, 63 µs seen once under CI load, so 1 ms is allowed."""
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
-        assert abs(a["ts"] - b["ts"]) < 50e-6, (a, b)
+        assert abs(a["ts"] - b["ts"]) < 1e-3, (a, b)
         if a.get("rtt_ms") is not None:
             assert abs(a["rtt_ms"] - b["rtt_ms"]) < 0.1, (a, b)
     clockless = ("frame", "ts", "rtt_ms")
