@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import chain
 from pathlib import Path
 
@@ -41,11 +41,11 @@ from textual.worker import get_current_worker
 
 from stunscope.analysis.results import Analysis
 from stunscope.capture.events import Event
-from stunscope.capture.records import Record, read_records
+from stunscope.capture.records import Record
 from stunscope.errors import StunscopeError
 from stunscope.tui.context import AnalysisContext, allocation_endpoints, session_usernames
 from stunscope.tui.detail import DetailTree
-from stunscope.tui.export import AnyRecord, pick_records, unused_path, write_pcapng
+from stunscope.tui.export import export_records, unused_path, write_pcapng
 from stunscope.tui.filter import FilterError, Predicate, compile_filter
 from stunscope.tui.hexview import HexView
 from stunscope.tui.ice_view import IceView
@@ -574,12 +574,9 @@ class StunscopeApp(App[None]):
         if what == "pcapng":
             view = RowView(self.index, predicate, fold=False)
             view.extend()
-            spool = self.index.spool
-            if self.path is not None:
-                records: Iterator[AnyRecord] = pick_records(read_records(self.path), view.frames())
-            elif spool.record_count:
-                records = (r for r in map(spool.record, view.frames()) if r is not None)
-            else:
+            records = export_records(self.index, view.rows, self.path,
+                                     self.loader.frames if self.done else None)
+            if records is None:
                 return "nothing to export: this source kept no capture records"
             path = unused_path(self.export_dir, f"{self.stem}-{name}", "pcapng")
             return f"{write_pcapng(path, records)} frames written to {path}"
