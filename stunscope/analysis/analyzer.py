@@ -1,7 +1,8 @@
 """The analysis entry points: ``Analyzer`` (fed one event at a time) and ``analyze`` (a stream).
 
 The analyzer routes each event to the trackers: every request and answer to the transaction
-table (RFC 8489 §6.3), Binding checks with an ICE USERNAME to the ICE tracker (RFC 8445),
+table (RFC 8489 §6.3), Binding checks with an ICE USERNAME and libwebrtc's GOOG-PING consent
+requests to the ICE tracker (RFC 8445, RFC 7675),
 TURN methods and ChannelData to the allocation tracker (RFC 8656, RFC 6062), other Binding
 answers to the NAT tracker (RFC 4787 / RFC 5780). The packet timestamp is the only clock, so a
 replay gives the same analysis; ``snapshot`` can be called at any time (the TUI does it twice a
@@ -18,10 +19,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stunscope.analysis.ice import Check, IceSessionState, IceTracker, ufrags
+from stunscope.analysis.ice import Check, IceSessionState, IceTracker, Ping, ufrags
 from stunscope.analysis.nat import NatTracker, change_flags
 from stunscope.analysis.results import SCHEMA, Analysis, CaptureSummary, Verdict
-from stunscope.analysis.sdp import SdpIce, read_sdp
+from stunscope.analysis.sdp import SdpCandidates, SdpIce, read_sdp
 from stunscope.analysis import transactions as _transactions
 from stunscope.analysis.transactions import COPY_S, TransactionTracker
 from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnRequest, TurnTracker
@@ -36,6 +37,7 @@ from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 from stunscope.wire.registry import method_name
 
 BINDING = 0x001
+GOOG_PING = 0x080
 USERNAME = 0x0006
 REQUEST, INDICATION, ERROR = MessageClass.REQUEST, MessageClass.INDICATION, MessageClass.ERROR
 _MI_TYPES = (0x0008, 0x001C)
@@ -46,13 +48,12 @@ class Analyzer:
 
     ``keyring`` verifies MESSAGE-INTEGRITY; the ICE passwords of ``sdp`` (parsed
     :class:`~stunscope.analysis.sdp.SdpIce` or file paths) are added to it, and the SDP
-    candidates label candidate types.
+    candidates label candidate types and have their priorities checked (RFC 8445 §5.1.2).
     """
 
     __slots__ = (
         "keyring", "log", "tx", "turn", "ice", "nat", "frames", "messages", "undecodable",
-        "unreachable", "first_ts", "last_ts", "file", "stats", "complete", "sdp_types",
-        "relay_ends",
+        "unreachable", "first_ts", "last_ts", "file", "stats", "complete", "relay_ends",
     )
 
     def __init__(self, keyring: Keyring | None = None, sdp: Iterable[SdpIce | str | Path] = (),
@@ -60,7 +61,8 @@ class Analyzer:
         self.log = VerdictLog()
         self.tx = TransactionTracker()
         self.turn = TurnTracker(self.log)
-        self.ice = IceTracker(self.log)
+        parsed = [s if isinstance(s, SdpIce) else read_sdp(s) for s in sdp]
+        self.ice = IceTracker(self.log, SdpCandidates(parsed) if parsed else None)
         self.nat = NatTracker()
         self.frames = 0
         self.messages = 0
@@ -71,17 +73,12 @@ class Analyzer:
         self.file = file
         self.stats = stats
         self.complete = True
-        self.sdp_types: dict[tuple[str | None, Endpoint], str] = {}
         self.relay_ends: set[Endpoint] = set()
-        parsed = [s if isinstance(s, SdpIce) else read_sdp(s) for s in sdp]
         if any(p.credentials for p in parsed) and keyring is None:
             keyring = Keyring()
         for item in parsed:
             for _ufrag, pwd in item.credentials:
                 keyring.add_short_term(pwd)  # type: ignore[union-attr]
-            for cand in item.candidates:
-                self.sdp_types[(cand.ufrag, cand.address)] = cand.type
-                self.sdp_types.setdefault((None, cand.address), cand.type)
         self.keyring = keyring if keyring else None
 
     # -- feeding ----------------------------------------------------------------------------
@@ -189,12 +186,15 @@ class Analyzer:
                 tx.info = self.ice.check(names, msg, src, dst, ev.frame, ev.ts)
             else:
                 tx.info = change_flags(msg)
+        elif method == GOOG_PING:
+            tx.info = self.ice.ping(src, dst, ev.frame, ev.ts)
+            tx.ice = tx.info is not None
         elif method in TURN_METHODS and via is None:
             tx.info = self.turn.request(method, msg, ev.transport, src, dst, ev.frame, ev.ts)
         if self.keyring is not None and check_integrity(msg, self.keyring) == "bad":
             self._bad_integrity(ev, msg, tx.info if names else None, names)
 
-    def _bad_integrity(self, ev: MessageEvent, msg: StunMessage, check: Check | None,
+    def _bad_integrity(self, ev: MessageEvent, msg: StunMessage, check: Check | Ping | None,
                        names: tuple[str, str] | None) -> None:
         self.log.add(
             "bad-integrity", "error", str(ev.src),
@@ -322,9 +322,9 @@ class Analyzer:
 
     def _type_of(self, ufrag: str, addr: Endpoint, session: IceSessionState) -> str:
         """Candidate type of ``addr`` (RFC 8445 §5.1.1): SDP first, else inferred."""
-        sdp = self.sdp_types.get((ufrag, addr)) or self.sdp_types.get((None, addr))
+        sdp = self.ice.sdp.find(ufrag, addr) if self.ice.sdp is not None else None
         if sdp is not None:
-            return sdp
+            return sdp.type
         if addr in self.turn.relayed or addr in self.relay_ends:
             return "relay"
         if addr in self.nat.reflexive and addr not in self.nat.locals:

@@ -17,7 +17,16 @@ only from a check's answer is ``prflx``, anything else ``host``. PRIORITY is spl
 
 Consent (RFC 7675 §5.1): after selection the checks on the selected pair are consent checks; a
 check sent more than 30 s after the last answered one, or a capture that runs on more than 30 s
-past the last answer while checks keep going, is consent lost.
+past the last answer while checks keep going, is consent lost. libwebrtc replaces some of them
+with GOOG-PING (method 0x080, IANA-registered by Google): a request with no USERNAME, only
+GOOG-MESSAGE-INTEGRITY-32, sent on the 5-tuple of a pair whose last Binding check it repeats.
+A GOOG-PING on a known pair's 5-tuple counts for consent exactly as a check does (the request a
+consent check, a success answer a refresh), and for nothing else: no nomination, no new pair.
+
+With an SDP, each pair also carries its local candidate's SDP priority, and a check whose
+PRIORITY (§7.1.1: the peer-reflexive type preference) is not above the type preference its
+sender gives its server-reflexive candidates of the same transport breaks §5.1.2.1
+(``ice-priority-inversion``); see :mod:`stunscope.analysis.sdp` for the SDP's own priorities.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 from typing import Callable
 
 from stunscope.analysis.results import IceSession, Pair, Priority, Verdict
+from stunscope.analysis.sdp import SdpCandidates, follows_formula
 from stunscope.analysis.verdicts import VerdictLog, verdict
 from stunscope.wire.attributes import ice_role, priority, xor_mapped
 from stunscope.wire.message import Endpoint, StunMessage
@@ -56,11 +66,14 @@ TypeOf = Callable[[str, Endpoint, "IceSessionState"], str]
 class PairState:
     """One candidate pair's checks in both directions."""
 
-    __slots__ = ("local", "remote", "checks", "retransmissions", "successes", "errors", "timeouts",
-                 "icmp", "failure", "rtt_ms", "nominated", "priority", "first_frame", "frames",
-                 "open", "last_success_ts", "last_check_ts")
+    __slots__ = ("session", "local", "remote", "checks", "retransmissions", "successes", "errors",
+                 "timeouts", "icmp", "failure", "rtt_ms", "nominated", "priority", "first_frame",
+                 "frames", "open", "last_success_ts", "last_check_ts", "goog_pings",
+                 "goog_ping_successes")
 
-    def __init__(self, local: Endpoint, remote: Endpoint, frame: int) -> None:
+    def __init__(self, session: IceSessionState, local: Endpoint, remote: Endpoint,
+                 frame: int) -> None:
+        self.session = session
         self.local = local
         self.remote = remote
         self.checks = 0
@@ -78,6 +91,8 @@ class PairState:
         self.open = 0
         self.last_success_ts: float | None = None
         self.last_check_ts = 0.0
+        self.goog_pings = 0
+        self.goog_ping_successes = 0
 
     def note(self, frame: int) -> None:
         """Keep ``frame`` as evidence (bounded)."""
@@ -136,6 +151,16 @@ class Check:
         self.frame = frame
 
 
+class Ping:
+    """A GOOG-PING request on a pair's 5-tuple, kept on its transaction until the answer."""
+
+    __slots__ = ("session", "pair")
+
+    def __init__(self, pair: PairState) -> None:
+        self.session = pair.session
+        self.pair = pair
+
+
 def ufrags(user: str | None) -> tuple[str, str] | None:
     """(receiver ufrag, sender ufrag) from an ICE USERNAME ``RUFRAG:LUFRAG``, else None."""
     if not user:
@@ -154,12 +179,13 @@ def split_priority(value: int) -> Priority:
 class IceTracker:
     """Follows every ICE session of a capture; see the module docstring."""
 
-    __slots__ = ("sessions", "by_flow", "log", "evicted", "evicted_pairs")
+    __slots__ = ("sessions", "by_flow", "log", "sdp", "evicted", "evicted_pairs")
 
-    def __init__(self, log: VerdictLog) -> None:
+    def __init__(self, log: VerdictLog, sdp: SdpCandidates | None = None) -> None:
         self.sessions: dict[tuple[str, str], IceSessionState] = {}
         self.by_flow: dict[PairKey, PairState] = {}
         self.log = log
+        self.sdp = sdp
         self.evicted = 0
         self.evicted_pairs = 0
 
@@ -181,7 +207,7 @@ class IceTracker:
             if len(session.pairs) >= MAX_PAIRS or len(self.by_flow) >= 2 * MAX_ALL_PAIRS:
                 self.evicted_pairs += 1
                 return None
-            pair = session.pairs[pkey] = PairState(pkey[0], pkey[1], frame)
+            pair = session.pairs[pkey] = PairState(session, pkey[0], pkey[1], frame)
             self.by_flow[(src, dst)] = pair
             self.by_flow[(dst, src)] = pair
         pair.checks += 1
@@ -202,11 +228,54 @@ class IceTracker:
                 nominate = True
         if role is not None and session.agents[sender].role != role:
             self._role(session, sender, role, msg, frame)
+        if self.sdp is not None:
+            self._check_priority(self.sdp, session, sender, msg, src, frame)
+        self._consent_check(session, pair, frame, ts)
+        return Check(session, pair, sender, nominate, frame)
+
+    def ping(self, src: Endpoint, dst: Endpoint, frame: int, ts: float) -> Ping | None:
+        """A GOOG-PING request from ``src`` to ``dst``: a consent check on the pair with that
+        5-tuple (see the module docstring); None when no pair has it."""
+        pair = self.by_flow.get((src, dst))
+        if pair is None:
+            return None
+        pair.goog_pings += 1
+        pair.note(frame)
+        self._consent_check(pair.session, pair, frame, ts)
+        return Ping(pair)
+
+    def _consent_check(self, session: IceSessionState, pair: PairState, frame: int,
+                       ts: float) -> None:
+        """A check or GOOG-PING sent on ``pair`` at ``ts``: on the selected pair, more than 30 s
+        after the last answer, consent is lost (RFC 7675 §5.1)."""
         if pair is session.selected and pair.last_success_ts is not None:
             if ts - pair.last_success_ts > CONSENT_S:
                 self._consent_lost(session, pair, frame, ts)
         pair.last_check_ts = ts
-        return Check(session, pair, sender, nominate, frame)
+
+    def _check_priority(self, sdp: SdpCandidates, session: IceSessionState, sender: str,
+                        msg: StunMessage, src: Endpoint, frame: int) -> None:
+        """RFC 8445 §7.1.1: a check's PRIORITY has the peer-reflexive type preference, which
+        §5.1.2.1 puts above the server-reflexive one; compare it with the sender's SDP."""
+        cand = sdp.find(sender, src)
+        if cand is None or cand.ufrag not in (sender, None):
+            return
+        value = priority(msg)
+        if value is None or not follows_formula(value, cand.component):
+            return
+        srflx = sdp.highest(cand.ufrag, cand.transport, "srflx")
+        if srflx is None or value >> 24 > srflx:
+            return
+        own = " (the candidate's own priority)" if value == cand.priority else ""
+        self.log.add(
+            "ice-priority-inversion", "warning", f"{session.subject()} {src}",
+            f"Checks from {src} ({cand.type} candidate a={cand.line}) carry PRIORITY {value}"
+            f"{own}, type preference {value >> 24}, not above the {srflx} its agent gives its "
+            "server-reflexive candidates in the SDP: RFC 8445 §7.1.1 sets PRIORITY with the "
+            "peer-reflexive type preference, which §5.1.2.1 requires to be higher, so the peer "
+            "ranks the peer-reflexive candidate it learns from this check wrongly.",
+            (frame,),
+        )
 
     @staticmethod
     def _role(session: IceSessionState, sender: str, role: str, msg: StunMessage, frame: int) -> None:
@@ -230,13 +299,21 @@ class IceTracker:
         )
 
     @staticmethod
-    def retransmitted(check: Check, frame: int) -> None:
-        """A retransmission of ``check``."""
-        check.pair.retransmissions += 1
+    def retransmitted(check: Check | Ping, frame: int) -> None:
+        """A retransmission of ``check`` (a GOOG-PING's is not a check's)."""
+        if isinstance(check, Check):
+            check.pair.retransmissions += 1
 
-    def answered(self, check: Check, msg: StunMessage, error: tuple[int, str] | None,
+    def answered(self, check: Check | Ping, msg: StunMessage, error: tuple[int, str] | None,
                  src: Endpoint, rtt_ms: float | None, frame: int, ts: float) -> None:
-        """The answer to ``check``; ``src`` is the logical source of the request."""
+        """The answer to ``check``; ``src`` is the logical source of the request. A GOOG-PING's
+        success answer refreshes consent (RFC 7675 §5.1) and nothing else."""
+        if not isinstance(check, Check):
+            check.pair.note(frame)
+            if error is None:
+                check.pair.goog_ping_successes += 1
+                check.pair.last_success_ts = ts
+            return
         session, pair = check.session, check.pair
         pair.open -= 1
         if len(pair.frames) < MAX_FRAMES:
@@ -278,15 +355,18 @@ class IceTracker:
                 (check.frame, frame),
             )
 
-    def unanswered(self, check: Check) -> None:
-        """``check`` got no answer within the transaction span."""
+    def unanswered(self, check: Check | Ping) -> None:
+        """``check`` got no answer within the transaction span (an unanswered GOOG-PING fails
+        no pair: only consent, judged by time, suffers)."""
+        if not isinstance(check, Check):
+            return
         pair = check.pair
         pair.open -= 1
         pair.timeouts += 1
         if pair.failure is None:
             pair.failure = "icmp-unreachable" if pair.icmp else "timeout"
 
-    def bad_integrity(self, check: Check | None, names: tuple[str, str], frame: int) -> None:
+    def bad_integrity(self, check: Check | Ping | None, names: tuple[str, str], frame: int) -> None:
         """A check or its answer failed MESSAGE-INTEGRITY with the ICE password we hold."""
         subject = check.session.subject() if check else f"{names[1]}:{names[0]}"
         self.log.add(
@@ -318,6 +398,8 @@ class IceTracker:
             result = self._session(session, now, type_of, final)
             out.append(result)
             found.extend(self._verdicts(session, result, now))
+        if self.sdp is not None:
+            found.extend(self.sdp.findings)
         out.sort(key=lambda s: s.first_frame)
         return out, found
 
@@ -333,6 +415,7 @@ class IceTracker:
         failure = pair.failure
         if state == "failed" and failure is None:
             failure = "icmp-unreachable" if pair.icmp else "timeout"
+        cand = self.sdp.find(session.local_ufrag, pair.local) if self.sdp is not None else None
         return Pair(
             str(pair.local), str(pair.remote), state, pair.nominated,
             type_of(session.local_ufrag, pair.local, session),
@@ -341,6 +424,8 @@ class IceTracker:
             failure if state == "failed" else None,
             split_priority(pair.priority) if pair.priority is not None else None,
             pair.first_frame, tuple(pair.frames),
+            split_priority(cand.priority) if cand is not None else None,
+            pair.goog_pings, pair.goog_ping_successes,
         )
 
     def _session(self, session: IceSessionState, now: float | None, type_of: TypeOf,

@@ -175,7 +175,13 @@ class Priority:
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """An ICE candidate pair seen from the local agent (RFC 8445 §6.1.2), with its checks."""
+    """An ICE candidate pair seen from the local agent (RFC 8445 §6.1.2), with its checks.
+
+    ``priority`` is the PRIORITY of the local agent's checks (§7.1.1), ``sdp_priority`` the
+    local candidate's priority in the SDP given (None without one). ``goog_pings`` counts
+    libwebrtc's GOOG-PING consent requests on the pair's 5-tuple, ``goog_ping_successes`` their
+    success answers (RFC 7675 consent, not checks).
+    """
 
     local: str
     remote: str
@@ -191,6 +197,9 @@ class Pair:
     priority: Priority | None
     first_frame: int
     frames: tuple[int, ...]
+    sdp_priority: Priority | None
+    goog_pings: int
+    goog_ping_successes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ turn-auth-failure, turn-allocation-mismatch, turn-forbidden-peer, turn-allocatio
 bad-fingerprint, bad-integrity (error); ice-role-conflict, turn-stale-nonce (a note when the
 retry succeeded), turn-data-without-permission, turn-channel-unbound, turn-channel-rebind,
 turn-request-error, unanswered-request, retransmit-too-fast, retransmit-over-reliable,
-symmetric-nat, undecodable, icmp-unreachable (warning); ice-connected, ice-priority-unusual,
-orphan-response, gave-up-early (info).
+symmetric-nat, undecodable, icmp-unreachable, ice-priority-inversion (warning); ice-connected,
+ice-priority-unusual, orphan-response, gave-up-early (info). The SDP's verdicts
+(``ice-priority-inversion``, ``ice-priority-unusual`` about an ``a=candidate`` line) name no
+frame: their evidence is the line, quoted in the message.
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ FIELDS: dict[str, dict[str, str | None]] = {
         "local": None, "remote": None, "state": None, "nominated": None, "local_type": None,
         "remote_type": None, "rtt_ms": None, "checks": None, "retransmissions": None,
         "successes": None, "failure": None, "priority": "priority", "first_frame": None,
-        "frames": None,
+        "frames": None, "sdp_priority": "priority", "goog_pings": None,
+        "goog_ping_successes": None,
     },
     "priority": {"value": None, "type_preference": None, "local_preference": None, "component": None},
     "nat": {

@@ -1,7 +1,8 @@
 """The people's report of ``stunscope analyze``: verdicts first, then the story behind them.
 
 Sections: verdicts (errors, warnings, then notes, each with its evidence frames), ICE sessions
-(one table of candidate pairs each), TURN allocations (permissions, channels, data per peer),
+(one table of candidate pairs each; with an SDP the check's and the SDP's type preferences, with
+GOOG-PING consent pings their answers), TURN allocations (permissions, channels, data per peer),
 transactions (outcomes and per-server RTT), NAT behaviour (with RFC 5780 hairpinning and mapping
 lifetime tests where the capture has them), and what was read. Every string that
 came from the wire (usernames, realms, reason phrases inside verdict messages) goes through
@@ -12,7 +13,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from stunscope.analysis.results import SEVERITIES, Allocation, Analysis, IceSession, NatEndpoint
+from stunscope.analysis.results import (
+    SEVERITIES,
+    Allocation,
+    Analysis,
+    IceSession,
+    NatEndpoint,
+    Priority,
+)
 from stunscope.wire.text import safe_text
 
 _MARK = {"error": "ERROR", "warning": "WARN ", "info": "note "}
@@ -62,14 +70,29 @@ def _session(session: IceSession) -> list[str]:
         via = "relayed" if session.relayed else "direct"
         lines.append(f"    selected: {sel.local} ({sel.local_type}) <-> {sel.remote} "
                      f"({sel.remote_type}), {via}")
-    rows = [("local", "type", "remote", "type", "state", "checks", "rtx", "rtt ms", "nom", "why")]
+    # Shown only when there is something in them: type preferences need an SDP, GOOG-PING
+    # (libwebrtc's consent ping, RFC 7675) a libwebrtc peer.
+    prefs = any(p.sdp_priority is not None for p in session.pairs)
+    pings = any(p.goog_pings for p in session.pairs)
+    rows = [("local", "type", "remote", "type", "state", "checks", "rtx", "rtt ms", "nom", "why")
+            + (("pref check/sdp",) if prefs else ()) + (("goog-ping ok/sent",) if pings else ())]
     for p in session.pairs:
-        rows.append((
+        row: tuple[str, ...] = (
             p.local, p.local_type, p.remote, p.remote_type, p.state, str(p.checks),
             str(p.retransmissions), f"{p.rtt_ms:.1f}" if p.rtt_ms is not None else "-",
             "yes" if p.nominated else "", p.failure or "",
-        ))
+        )
+        if prefs:
+            row += (f"{_type_preference(p.priority)}/{_type_preference(p.sdp_priority)}",)
+        if pings:
+            row += (f"{p.goog_ping_successes}/{p.goog_pings}",)
+        rows.append(row)
     return lines + _table(rows, "    ")
+
+
+def _type_preference(priority: Priority | None) -> str:
+    """The RFC 8445 §5.1.2.1 type preference of a priority, or ``-``."""
+    return str(priority.type_preference) if priority is not None else "-"
 
 
 def _allocation(a: Allocation) -> list[str]:
