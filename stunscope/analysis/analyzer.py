@@ -31,7 +31,7 @@ from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachab
 from stunscope.capture.stats import CaptureStats
 from stunscope.capture.stream import open_events
 from stunscope.errors import CaptureError
-from stunscope.wire.attributes import error_code
+from stunscope.wire.attributes import error_code, xor_mapped
 from stunscope.wire.integrity import Keyring, check_integrity
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 from stunscope.wire.registry import method_name
@@ -235,6 +235,10 @@ class Analyzer:
         elif tx.method == BINDING:
             if info:
                 self.nat.change_test(tx.client, info, error is None, ev.frame)
+            if error is None and tx.via is None and tx.txid not in self.nat.probes:
+                mapped = xor_mapped(msg)
+                if mapped is not None:
+                    self.nat.mapped(tx.client, tx.server, mapped, ev.frame, ts)
         elif info is not None:
             self.turn.answered(info, msg, error, ev.frame, ts)
             alloc = info.alloc

@@ -30,7 +30,8 @@ interval). The idle interval runs from the last Binding message seen from or to 
 so traffic the analysis does not see (media on the same socket) would make it shorter.
 
 The tracker is fed by :meth:`NatTracker.binding` (every Binding message not inside a TURN
-tunnel, in capture order) and :meth:`NatTracker.mapped` (Allocate answers).
+tunnel, in capture order) and :meth:`NatTracker.mapped` (answered Binding transactions, not ICE
+checks and not RFC 5780 test requests, and Allocate answers).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from stunscope.analysis.results import (
     NatBinding, NatEndpoint, NatHairpinning, NatMappingLifetime, Verdict,
 )
 from stunscope.analysis.verdicts import verdict
-from stunscope.wire.attributes import xor_mapped
 from stunscope.wire.message import Endpoint, MessageClass, StunMessage
 
 CHANGE_REQUEST = 0x0003
@@ -57,8 +57,6 @@ MAX_SERVERS_PER_LOCAL = 16
 """Servers remembered per local endpoint."""
 MAX_REFLEXIVE = 50_000
 """Mapped addresses remembered for candidate typing and as hairpinning targets."""
-MAX_OPEN = 20_000
-"""Binding requests (not ICE checks) remembered while they wait for an answer."""
 MAX_PROBES = 5_000
 """RFC 5780 §4.5 / §4.6 test requests remembered."""
 
@@ -112,14 +110,13 @@ class _Probe:
 class NatTracker:
     """Mapped addresses and filtering tests per local endpoint."""
 
-    __slots__ = ("locals", "reflexive", "by_port", "evicted", "open", "probes", "last_ts")
+    __slots__ = ("locals", "reflexive", "by_port", "evicted", "probes", "last_ts")
 
     def __init__(self) -> None:
         self.locals: dict[Endpoint, _Local] = {}
         self.reflexive: dict[Endpoint, Endpoint] = {}  # mapped address -> local endpoint
         self.by_port: dict[int, Endpoint] = {}  # port -> the last mapped address with it
         self.evicted = 0
-        self.open: dict[bytes, tuple[Endpoint, Endpoint]] = {}  # txid -> (local, server)
         self.probes: dict[bytes, tuple[Endpoint, _Probe]] = {}  # txid -> (owner, test)
         self.last_ts = 0.0
 
@@ -132,14 +129,18 @@ class NatTracker:
             state = self.locals[local] = _Local(frame)
         return state
 
-    def mapped(self, local: Endpoint, server: Endpoint, mapped: Endpoint, frame: int) -> None:
-        """A server answered ``local`` with ``mapped`` (RFC 8489 §14.2)."""
+    def mapped(self, local: Endpoint, server: Endpoint, mapped: Endpoint, frame: int,
+               ts: float | None = None) -> None:
+        """A server answered ``local`` with ``mapped`` (RFC 8489 §14.2), at ``ts`` for a Binding
+        answer (the mapping was in use then: RFC 5780 §4.6 idle time starts there)."""
         if mapped in self.reflexive or len(self.reflexive) < MAX_REFLEXIVE:
             self.reflexive[mapped] = local
             self.by_port[mapped.port] = mapped
         state = self._local(local, frame)
         if state is not None and (server in state.bindings or len(state.bindings) < MAX_SERVERS_PER_LOCAL):
             state.bindings[server] = (mapped, frame)
+        if state is not None and ts is not None:
+            state.active_ts = ts
 
     def change_test(self, local: Endpoint, flags: int, answered: bool, frame: int) -> None:
         """The outcome of an RFC 5780 §4.4 filtering test (a Binding with CHANGE-REQUEST)."""
@@ -153,8 +154,9 @@ class NatTracker:
 
     def binding(self, src: Endpoint, dst: Endpoint, msg: StunMessage, frame: int,
                 ts: float) -> None:
-        """A Binding message seen from ``src`` to ``dst`` (not inside a TURN tunnel): mappings
-        from answers (RFC 8489 §14.2), and RFC 5780 §4.5 / §4.6 tests and their outcome."""
+        """A Binding message seen from ``src`` to ``dst`` (not inside a TURN tunnel): when the
+        endpoints were last active, and RFC 5780 §4.5 / §4.6 tests and their outcome. Mappings
+        come from answered transactions through :meth:`mapped`."""
         if ts > self.last_ts:
             self.last_ts = ts
         txid = msg.txid
@@ -163,20 +165,12 @@ class NatTracker:
             self._active(src, ts)
             if probe is not None:
                 _again(probe[0], probe[1], dst, frame, ts)
-            elif txid not in self.open and not any(a.type == USERNAME for a in msg.attributes):
+            elif not any(a.type == USERNAME for a in msg.attributes):  # not an ICE check
                 self._request(src, dst, msg, frame, ts)
             return
         self._active(dst, ts)
-        if probe is not None:
-            if probe[1].answer is None:
-                probe[1].answer = (frame, msg.cls == MessageClass.SUCCESS, dst)
-            return
-        request = self.open.pop(txid, None)
-        if request is not None and msg.cls == MessageClass.SUCCESS:
-            mapped = xor_mapped(msg)
-            if mapped is not None:
-                self.mapped(request[0], request[1], mapped, frame)
-                self._active(request[0], ts)
+        if probe is not None and probe[1].answer is None:
+            probe[1].answer = (frame, msg.cls == MessageClass.SUCCESS, dst)
 
     def _active(self, endpoint: Endpoint, ts: float) -> None:
         state = self.locals.get(endpoint)
@@ -192,11 +186,7 @@ class NatTracker:
             if found is not None:
                 owner, target, idle_s = found
         state = self.locals.get(owner) if owner is not None else None
-        if owner is None or state is None:
-            if len(self.open) >= MAX_OPEN:
-                del self.open[next(iter(self.open))]
-            self.open[msg.txid] = (src, dst)
-        elif len(self.probes) < MAX_PROBES:
+        if state is not None and len(self.probes) < MAX_PROBES:
             probe = _Probe(src, target, idle_s, frame, ts)
             state.probes.append(probe)
             self.probes[msg.txid] = (owner, probe)
