@@ -9,6 +9,7 @@ Used by the pytest plugin's fixtures, and usable from any test::
         assert_connected(analysis)
         assert_no_verdict(analysis, severity="error")
         assert_rule(analysis, 'p95(transactions.rtt_ms where method == "Binding") < 50')
+        assert_rule(analysis, 'count(messages where fingerprint == "bad") == 0')
         assert analysis.selected_pair["local_type"] == "host"
 
 A failed assertion raises ``AssertionError`` whose message has the rule, the value found and the
@@ -18,22 +19,30 @@ frames to open in Wireshark or ``stunscope``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from stunscope.check.outcome import result_lines
 from stunscope.check.rules import RuleResult, make_rule, run_rule
-from stunscope.errors import InputError
+from stunscope.check.sources import is_analysis_json
+from stunscope.errors import InputError, UsageError
 
 
 class CaptureAnalysis:
-    """The analysis JSON of one capture (DESIGN.md contract) with query helpers for tests."""
+    """The analysis JSON of one capture (DESIGN.md contract) with query helpers for tests.
 
-    def __init__(self, data: dict[str, Any], source: str = "", input_error: InputError | None = None):
+    ``path`` is the file it came from: rules over ``messages`` read the capture again (in one
+    streaming pass, with ``keyring``); an analysis without a capture file has no messages.
+    """
+
+    def __init__(self, data: dict[str, Any], source: str = "", input_error: InputError | None = None,
+                 path: Path | None = None, keyring: Any = None):
         self.json = data
         self.source = source
         self.input_error = input_error
+        self.path = path
+        self.keyring = keyring
 
     @classmethod
     def from_file(cls, path: Path, keyring: Any = None, sdp: Sequence[Path] = ()) -> "CaptureAnalysis":
@@ -41,7 +50,7 @@ class CaptureAnalysis:
         from stunscope.check.sources import load
 
         loaded = load(path, keyring, sdp)
-        return cls(loaded.analysis, str(path), loaded.error)
+        return cls(loaded.analysis, str(path), loaded.error, path, keyring)
 
     def __repr__(self) -> str:
         return f"<CaptureAnalysis {self.source or 'in memory'}>"
@@ -76,9 +85,21 @@ class CaptureAnalysis:
                 if (method is None or t.get("method") == method)
                 and (outcome is None or t.get("outcome") == outcome)]
 
+    def messages(self) -> Iterator[dict[str, Any]]:
+        """The ``stunscope messages --format jsonl`` objects of the capture, streamed."""
+        from stunscope.check.message_tally import iter_messages
+
+        if self.path is None or is_analysis_json(self.path):
+            raise UsageError(f"{self!r} has no messages: open the capture, not a saved analysis")
+        return iter_messages(self.path, self.keyring)
+
     def check(self, expression: str) -> RuleResult:
-        """Evaluate a rule expression (see ``stunscope check --help-rules``)."""
-        return run_rule(make_rule(expression, expression), self.json)
+        """Evaluate a rule expression (see ``stunscope check --help-rules``); one over
+        ``messages`` reads the capture once more."""
+        from stunscope.check.message_tally import message_results
+
+        rule = make_rule(expression, expression)
+        return run_rule(rule, self.json, message_results([rule], self.path, self.json, self.keyring))
 
 
 def _as_analysis(analysis: Any) -> CaptureAnalysis:

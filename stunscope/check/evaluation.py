@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -41,9 +42,10 @@ from stunscope.check.expressions import (
     Where,
     parse,
 )
+from stunscope.check.message_plan import Reducer, plan
 from stunscope.check.names import ALIASES, COMPUTED, Obj, field_kind, known_names, scope_has
 
-_SUMMARY_KEYS = ("code", "method", "outcome", "state", "severity", "local_type", "remote_type",
+_SUMMARY_KEYS = ("code", "method", "class", "outcome", "state", "severity", "local_type", "remote_type",
                  "error_code", "rtt_ms", "retransmissions")
 _SHOWN_VALUES = 8
 _SHOWN_ITEMS = 3  # objects a quantifier shows (each is a summary of several fields)
@@ -68,6 +70,7 @@ class _Checker:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.message_paths: set[int] = set()  # ids of the paths that read the top-level messages
 
     def fail(self, message: str, position: int) -> ExpressionError:
         return ExpressionError(message, position + 1, self.source)
@@ -120,6 +123,8 @@ class _Checker:
 
     def path(self, node: Path, scope: str | None) -> _Shape:
         kind = scope if scope_has(scope, node.names[0]) else "analysis"
+        if kind == "analysis" and node.names[0] == "messages":
+            self.message_paths.add(id(node))
         shape = _Shape(False, kind, kind)
         for name, position in zip(node.names, node.positions):
             if name == "count" and shape.many:
@@ -220,17 +225,35 @@ def _percentile(values: list[float], percent: int) -> float:
     return ordered[rank - 1]
 
 
+Known = Mapping[int, "_Val | Truth | ExpressionError"]
+"""Results computed beforehand, by ``id`` of the node they stand for (the parts of a rule that
+range over messages, :mod:`stunscope.check.message_tally`); an error is raised where it is met."""
+
+
 class _Evaluator:
     """Evaluates a checked tree against one analysis JSON object."""
 
-    def __init__(self, source: str, root: Obj) -> None:
+    def __init__(self, source: str, root: Obj, known: Known | None = None) -> None:
         self.source = source
         self.root = root
+        self.known = known
 
     def fail(self, message: str, node: Expr) -> ExpressionError:
         return ExpressionError(message, node.column, self.source)
 
+    def looked_up(self, node: Expr) -> "_Val | Truth | None":
+        """The result computed beforehand for ``node``, if any."""
+        found = self.known.get(id(node)) if self.known else None
+        if isinstance(found, ExpressionError):
+            raise found
+        return found
+
     def value(self, node: Expr, scope: _Item | None) -> _Val:
+        found = self.looked_up(node)
+        if isinstance(found, Truth):
+            return _single(found.ok, tuple(found.evidence))
+        if found is not None:
+            return found
         if isinstance(node, Literal):
             return _single(node.value)
         if isinstance(node, Path):
@@ -360,6 +383,9 @@ class _Evaluator:
 
     def truth(self, node: Expr, scope: _Item | None) -> Truth:
         """Whether ``node`` holds, with what was found and the evidence."""
+        found = self.looked_up(node)
+        if isinstance(found, Truth):
+            return found
         if isinstance(node, Logical):
             left = self.truth(node.left, scope)
             right = self.truth(node.right, scope)
@@ -476,14 +502,17 @@ class Expression:
 
     source: str
     tree: Expr
+    reducers: tuple[Reducer, ...] = ()  # the parts that range over messages
 
-    def evaluate(self, analysis: Obj) -> Truth:
-        """Run on one analysis JSON object; data-dependent type errors raise ExpressionError."""
-        return _Evaluator(self.source, analysis).truth(self.tree, None)
+    def evaluate(self, analysis: Obj, known: Known | None = None) -> Truth:
+        """Run on one analysis JSON object, with ``known`` results for the parts over messages;
+        data-dependent type errors raise ExpressionError."""
+        return _Evaluator(self.source, analysis, known).truth(self.tree, None)
 
 
 def compile_expression(source: str) -> Expression:
     """Parse and name-check ``source``; raises ExpressionError (exit 2) with the column."""
     tree = parse(source)
-    _Checker(source).shape(tree, None)
-    return Expression(source, tree)
+    checker = _Checker(source)
+    checker.shape(tree, None)
+    return Expression(source, tree, plan(source, tree, frozenset(checker.message_paths)))

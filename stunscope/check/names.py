@@ -13,6 +13,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from stunscope.check import message_names
+
 Obj = dict[str, Any]
 
 # kind -> field -> child kind ("[kind]" for lists of objects, None for values).
@@ -80,6 +82,10 @@ FIELDS: dict[str, dict[str, str | None]] = {
 
 # Kinds whose objects are maps with any keys (eviction counts per table, tie-breakers per agent).
 OPEN_KINDS = frozenset({"counts"})
+
+# `messages`: the objects of `stunscope messages --format jsonl` (stunscope.check.message_names).
+FIELDS["analysis"].update(message_names.TOP_LEVEL)
+FIELDS.update(message_names.KINDS)
 
 # Friendly singular spellings of the top-level lists.
 ALIASES = {"transaction": "transactions", "allocation": "allocations", "verdict": "verdicts",

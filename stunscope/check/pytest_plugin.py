@@ -14,7 +14,9 @@ Fixtures:
 - ``stunscope_captures_dir``: the captures folder.
 
 Assertions live in :mod:`stunscope.check.assertions` (``assert_connected``,
-``assert_no_verdict``, ``assert_rule``). Importing this module (pytest does, in every run once
+``assert_no_verdict``, ``assert_rule``); rules over ``messages`` (the objects of
+``stunscope messages --format jsonl``) read the capture in one more streaming pass, and
+``CaptureAnalysis.messages()`` streams those objects. Importing this module (pytest does, in every run once
 stunscope is installed) imports only pytest and the standard library; the analysis is imported
 when a fixture is used. ``-p no:stunscope`` switches the plugin off.
 """

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stunscope.check.evaluation import Expression, compile_expression, frames_of
+from stunscope.check.evaluation import Expression, Known, compile_expression, frames_of
 from stunscope.check.expressions import ExpressionError
 from stunscope.check.profiles import PROFILES
 from stunscope.errors import UsageError
@@ -178,13 +178,19 @@ def collect_rules(files: Iterable[Path] = (), profiles: Iterable[str] = (),
     return list(rules.values())
 
 
-def run_rule(rule: Rule, analysis: dict[str, Any]) -> RuleResult:
-    """Evaluate one rule on an analysis JSON object."""
+def reads_messages(rule: Rule) -> bool:
+    """True when the rule has parts over ``messages`` (they need the capture, not a saved
+    analysis; see :mod:`stunscope.check.message_tally`)."""
+    return rule.expression is not None and bool(rule.expression.reducers)
+
+
+def run_rule(rule: Rule, analysis: dict[str, Any], known: Known | None = None) -> RuleResult:
+    """Evaluate one rule on an analysis JSON object (``known``: the results over messages)."""
     if rule.expression is None:
         raise ValueError(f"rule {rule.name!r} has no expression to evaluate")
     started = time.perf_counter()
     try:
-        truth = rule.expression.evaluate(analysis)
+        truth = rule.expression.evaluate(analysis, known)
     except ExpressionError as exc:
         return RuleResult(rule, "error", message=str(exc), seconds=time.perf_counter() - started)
     status = "pass" if truth.ok else "fail"
@@ -192,6 +198,7 @@ def run_rule(rule: Rule, analysis: dict[str, Any]) -> RuleResult:
                       seconds=time.perf_counter() - started)
 
 
-def run_rules(rules: Iterable[Rule], analysis: dict[str, Any]) -> list[RuleResult]:
+def run_rules(rules: Iterable[Rule], analysis: dict[str, Any],
+              known: Known | None = None) -> list[RuleResult]:
     """Evaluate every rule, in order."""
-    return [run_rule(rule, analysis) for rule in rules]
+    return [run_rule(rule, analysis, known) for rule in rules]

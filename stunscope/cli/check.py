@@ -43,6 +43,10 @@ Meaning
   empty list. Ordering comparisons with null are false. `LIST has X`: the list holds X, or an
   object whose code is X. `S matches "re"`: regular-expression search.
   A failing rule shows the value found and the frames of the objects it looked at.
+  messages: one object per line of `stunscope messages --format jsonl` (same --credential),
+  read from the capture in one streaming pass (not from a saved analysis JSON); a part that
+  reads them must count, aggregate, quantify or test them, and names the frames of the first
+  10 messages it found. Attributes are matched by their RFC name.
 
 Examples
   ice.connected
@@ -55,6 +59,9 @@ Examples
   allocations.count >= 1
   verdicts has "ice-connected"
   integrity.valid and fingerprint.valid
+  no messages where any attributes where name == "SOFTWARE" and value matches "coturn-4\\\\.5"
+  no messages where method == "Allocate" and class == "request" and not attributes.name has "REQUESTED-TRANSPORT"
+  count(messages where class == "error" and error_code == 438) <= 2
 
 Names
 {names}
@@ -78,6 +85,8 @@ examples:
   stunscope check call.pcapng --profile strict --junit report.xml
   stunscope check call.pcapng --rules rules.toml --format json
   stunscope check call.pcapng --baseline accepted.json
+  stunscope check call.pcapng --expect 'count(messages where fingerprint == "bad") == 0'
+  stunscope check call.pcapng --expect 'max(messages.length) < 1200'   messages: capture only
   stunscope check --help-rules               the rule language, every name, the profiles
 
 exit codes: 0 every error rule held, 1 a rule failed, 2 usage error or a rule that does not
@@ -141,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from stunscope.check import baseline, sources
     from stunscope.check.junit import write_junit
     from stunscope.check.outcome import CheckOutcome
-    from stunscope.check.rules import collect_rules, run_rules
+    from stunscope.check.rules import collect_rules, reads_messages, run_rules
     from stunscope.errors import UsageError
 
     rules = collect_rules(args.rules, args.profile, args.expect)
@@ -153,7 +162,12 @@ def run(args: argparse.Namespace) -> int:
     path = options.capture_path(args)
     keyring = options.keyring(args)
     loaded = sources.load(path, keyring, args.sdp)
-    results = run_rules(rules, loaded.analysis)
+    known = None
+    if any(reads_messages(rule) for rule in rules):  # a second, streaming pass over the capture
+        from stunscope.check.message_tally import message_results
+
+        known = message_results(rules, path, loaded.analysis, keyring)
+    results = run_rules(rules, loaded.analysis, known)
     if args.baseline is not None:
         accepted = sources.load(baseline_path(args.baseline), keyring, args.baseline_sdp)
         if accepted.error is not None:
