@@ -26,7 +26,7 @@ from stunscope.check.assertions import CaptureAnalysis, assert_rule
 from stunscope.check.evaluation import compile_expression, frames_of
 from stunscope.check.expressions import ExpressionError
 from stunscope.check.message_tally import MessageTally, iter_messages, message_results
-from stunscope.check.rules import make_rule
+from stunscope.check.rules import make_rule, run_rule
 from stunscope.check.sources import analyze_capture
 from stunscope.cli import main
 from stunscope.errors import UsageError
@@ -184,6 +184,8 @@ def test_rules_without_messages_read_nothing(tmp_path: Path) -> None:
     assert message_results(rules, tmp_path / "absent.pcapng", {}) == {}
     with pytest.raises(UsageError, match="pass the capture"):
         message_results([make_rule("m", "messages.count > 0")], None, {})
+    unread = run_rule(make_rule("m", "messages.count == 0"), analysis(TURN))
+    assert unread.status == "error" and "only a capture has" in unread.message
 
 
 def test_percentile_and_bad_types() -> None:

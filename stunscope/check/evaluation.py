@@ -506,7 +506,11 @@ class Expression:
 
     def evaluate(self, analysis: Obj, known: Known | None = None) -> Truth:
         """Run on one analysis JSON object, with ``known`` results for the parts over messages;
-        data-dependent type errors raise ExpressionError."""
+        data-dependent type errors raise ExpressionError, and so does a rule over messages
+        without their results (an analysis JSON has no messages to read)."""
+        if self.reducers and known is None and "messages" not in analysis:
+            raise ExpressionError("this reads messages, which only a capture has (an analysis JSON "
+                                  "keeps none)", self.reducers[0].node.column, self.source)
         return _Evaluator(self.source, analysis, known).truth(self.tree, None)
 
 
