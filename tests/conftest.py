@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,19 @@ def rfc5769_vectors() -> list[dict]:
     if not VECTORS.is_file():
         pytest.skip("../shared/vectors/rfc5769.json is absent")
     return json.loads(VECTORS.read_text())["vectors"]
+
+
+def tmux(session: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``tmux ARGS`` on the tmux server of its own named after ``session``. One server per
+    session: on a shared server, a session created or killed by a test running in parallel
+    makes tmux recompute the sizes of client-less windows, and they fall back to 80×24."""
+    return subprocess.run(["tmux", "-L", session, *args], check=check, capture_output=True,
+                          text=True, timeout=30)
+
+
+def kill_tmux(session: str) -> None:
+    """End the server of :func:`tmux` ``session`` and remove its socket, which tmux leaves
+    behind (also when the server ended with its program)."""
+    tmux(session, "kill-server", check=False)
+    folder = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    (folder / session).unlink(missing_ok=True)

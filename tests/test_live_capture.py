@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import kill_tmux, tmux
 
 from stunscope.capture.live import DEFAULT_FILTER
 from stunscope.capture.records import read_records
@@ -250,8 +251,7 @@ def test_rules_checked_when_the_capture_stops(tmp_path: Path) -> None:
 
 
 def _screen(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                          capture_output=True, text=True).stdout
+    return tmux(session, "capture-pane", "-p", "-t", session, check=False).stdout
 
 
 def _wait_screen(session: str, pattern: str, seconds: float = 10) -> str:
@@ -271,13 +271,13 @@ def tui(port: int, done: Path, *args: str) -> Iterator[str]:
     session = f"stunscope-live-{os.getpid()}-{port}"
     command = (f"{sys.executable} -m stunscope live -f 'udp dst port {port}' {' '.join(args)}; "
                f"echo $? > {done}")
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
-                    "-c", str(ROOT), command], check=True, timeout=30)
+    tmux(session, "new-session", "-d", "-s", session, "-x", "120", "-y", "30", "-c", str(ROOT),
+         command)
     try:
         assert "● live" in _wait_screen(session, "● live")
         yield session
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        kill_tmux(session)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -289,7 +289,7 @@ def test_tui_shows_live_traffic_and_quits_cleanly(how: str, tmp_path: Path) -> N
         screen = _wait_screen(session, "7 frames")
         assert "7 frames" in screen and "Binding request" in screen, screen
         if how == "q":
-            subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+            tmux(session, "send-keys", "-t", session, "q")
         else:
             pid = subprocess.run(  # the Python process, not the shell that started it
                 ["pgrep", "-f", f"^{sys.executable} -m stunscope live -f udp dst port {port}"],

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import CAPTURES
+from conftest import CAPTURES, kill_tmux, tmux
 
 pytestmark = [
     pytest.mark.slow,
@@ -18,8 +17,8 @@ pytestmark = [
 ]
 
 
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+def _tmux(session: str, *args: str) -> str:
+    return tmux(session, *args).stdout
 
 
 @pytest.fixture
@@ -30,18 +29,18 @@ def terminal() -> Iterator[Callable[[str, int, int], str]]:
 
     def start(args: str, width: int, height: int) -> str:
         name = f"stunscope-test-{uuid.uuid4().hex[:8]}"
-        _tmux("new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
+        _tmux(name, "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
               f"stunscope {args}")
         sessions.append(name)
         return name
 
     yield start
     for name in sessions:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+        kill_tmux(name)
 
 
 def screen(session: str) -> str:
-    return _tmux("capture-pane", "-p", "-t", session)
+    return _tmux(session, "capture-pane", "-p", "-t", session)
 
 
 def wait_for(session: str, text: str, timeout: float = 20.0) -> str:
@@ -58,7 +57,7 @@ def wait_for(session: str, text: str, timeout: float = 20.0) -> str:
 
 def keys(session: str, *pressed: str) -> None:
     for key in pressed:
-        _tmux("send-keys", "-t", session, key)
+        _tmux(session, "send-keys", "-t", session, key)
         time.sleep(0.15)
 
 
@@ -78,10 +77,10 @@ def test_open_turn_capture_browse_filter_and_quit(terminal) -> None:  # type: ig
     wait_for(session, "TURN allocations")
     keys(session, "q")
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and subprocess.run(
-            ["tmux", "has-session", "-t", session], capture_output=True).returncode == 0:
+    while time.monotonic() < deadline and tmux(
+            session, "has-session", "-t", session, check=False).returncode == 0:
         time.sleep(0.2)
-    gone = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True)
+    gone = tmux(session, "has-session", "-t", session, check=False)
     assert gone.returncode != 0, "q did not quit (the tmux session ends with the program)"
 
 
