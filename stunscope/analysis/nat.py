@@ -1,4 +1,5 @@
-"""NAT behaviour per local endpoint: RFC 4787 mapping and filtering, RFC 3489 classic names.
+"""NAT behaviour per local endpoint: RFC 4787 mapping and filtering, RFC 3489 classic names,
+RFC 5780 §4.5 hairpinning and §4.6 mapping lifetime tests.
 
 Mapping (RFC 4787 §4.1, tested as in RFC 5780 §4.3): the XOR-MAPPED-ADDRESS one local endpoint
 gets from Binding (and Allocate) answers of different servers. The same mapping toward two
