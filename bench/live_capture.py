@@ -1,4 +1,5 @@
-"""How many STUN packets per second live capture keeps up with on ``lo`` without losing any.
+"""How many STUN packets per second live capture keeps up with on ``lo`` (or ``any``) without
+losing any.
 
 A sender process blasts RFC 8489 Binding requests (each with its own transaction id) over a UDP
 socket to a loopback port, paced in 1 ms slots, at rates stepped up until a step loses packets;
@@ -15,6 +16,9 @@ Two pipelines:
 
     sudo python bench/live_capture.py --mode capture --rates 10000,20000,40000,80000
     sudo python bench/live_capture.py --mode cli --rates 2000,5000,10000,20000
+    sudo python bench/live_capture.py -i any          # every interface at once (SLL2 frames)
+
+The traffic always goes over loopback; ``-i any`` measures the cooked all-interface socket on it.
 
 Every loop is bounded: ``--seconds`` per step (at most 10), at most 12 steps.
 """
@@ -72,7 +76,7 @@ def _sink() -> socket.socket:
     return sink
 
 
-def step_capture(rate: int, seconds: float, out: Path) -> tuple[int, int, str, float]:
+def step_capture(iface: str, rate: int, seconds: float, out: Path) -> tuple[int, int, str, float]:
     """One step through ``LiveCapture``: (sent, counted, stats line, achieved send rate)."""
     from stunscope.capture.live import LiveCapture
 
@@ -86,7 +90,7 @@ def step_capture(rate: int, seconds: float, out: Path) -> tuple[int, int, str, f
         for _ in cap.records():
             counted += 1
 
-    with LiveCapture("lo", f"udp dst port {port}", write=str(out)) as cap:
+    with LiveCapture(iface, f"udp dst port {port}", write=str(out)) as cap:
         reader = threading.Thread(target=consume)
         reader.start()
         sender = _sender(port, rate, count)
@@ -97,13 +101,13 @@ def step_capture(rate: int, seconds: float, out: Path) -> tuple[int, int, str, f
     return count, counted, str(cap.stats()), achieved
 
 
-def step_cli(rate: int, seconds: float, out: Path) -> tuple[int, int, str, float]:
+def step_cli(iface: str, rate: int, seconds: float, out: Path) -> tuple[int, int, str, float]:
     """One step through the ``stunscope live --format jsonl`` process."""
     sink = _sink()
     port = sink.getsockname()[1]
     count = int(rate * seconds)
     live = subprocess.Popen(
-        [sys.executable, "-m", "stunscope", "live", "-i", "lo", "-f", f"udp dst port {port}",
+        [sys.executable, "-m", "stunscope", "live", "-i", iface, "-f", f"udp dst port {port}",
          "--format", "jsonl", "-w", str(out), "--duration", str(seconds * 5 + 20)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -136,6 +140,7 @@ def main() -> int:
     """Step the rate up; print one line per step and the highest lossless rate."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("capture", "cli"), default="capture")
+    parser.add_argument("-i", "--interface", choices=("lo", "any"), default="lo")
     parser.add_argument("--rates", default="5000,10000,20000,40000,80000,160000")
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
@@ -144,17 +149,18 @@ def main() -> int:
     best = 0
     with tempfile.TemporaryDirectory() as tmp:
         for rate in [int(r) for r in args.rates.split(",")][:12]:
-            sent, counted, stats, achieved = step(rate, seconds, Path(tmp) / f"{rate}.pcapng")
+            sent, counted, stats, achieved = step(args.interface, rate, seconds,
+                                                  Path(tmp) / f"{rate}.pcapng")
             lossless = counted == sent
             print(
-                f"{args.mode}: target {rate}/s, sent {sent} at {achieved:,.0f}/s, "
+                f"{args.mode} on {args.interface}: target {rate}/s, sent {sent} at {achieved:,.0f}/s, "
                 f"seen {counted} ({'no loss' if lossless else f'{sent - counted} lost'}); {stats}",
                 flush=True,
             )
             if not lossless:
                 break
             best = max(best, int(achieved))
-    print(f"highest lossless rate ({args.mode}): {best:,} STUN packets/s")
+    print(f"highest lossless rate ({args.mode}, {args.interface}): {best:,} STUN packets/s")
     return 0
 
 
