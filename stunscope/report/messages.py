@@ -50,9 +50,9 @@ _USERNAME, _REALM = 0x0006, 0x0014
 _WIRE_TEXT_KINDS = frozenset({"text", "nonce", "error-code", "address-error-code"})
 """Value kinds that carry sender-chosen text (RFC 8489 §14.3, §14.8-§14.10, §14.14)."""
 _UNCACHEABLE_KINDS = frozenset({"data"})
-_UNCACHEABLE_TYPES = frozenset({0x0008, 0x001C, 0x8028})
-"""Values not worth caching: DATA is large, MESSAGE-INTEGRITY(-SHA256)/FINGERPRINT are unique
-per message. Everything else (USERNAME, PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...)
+_UNCACHEABLE_TYPES = frozenset({0x0008, 0x001C, 0xC060, 0x8028})
+"""Values not worth caching: DATA is large, MESSAGE-INTEGRITY(-SHA256), GOOG-MESSAGE-INTEGRITY-32
+and FINGERPRINT are unique per message. Everything else (USERNAME, PRIORITY, ICE-CONTROLLING, REALM, NONCE, LIFETIME...)
 depends on its bytes only and repeats across messages."""
 _XOR_KIND = "xor-address"
 """XOR addresses depend on their bytes only for IPv4 in a message with the magic cookie (the
@@ -61,7 +61,7 @@ _IPV4_XOR_VALUE = 8
 
 # Summary roles of the attributes that feed the contract's top-level keys.
 _PEER, _FINGERPRINT, _INTEGRITY, _ERROR, _RELAYED, _MAPPED = 1, 2, 3, 4, 5, 6
-_ROLES = {0x0012: _PEER, 0x8028: _FINGERPRINT, 0x0008: _INTEGRITY, 0x001C: _INTEGRITY,
+_ROLES = {0x0012: _PEER, 0x8028: _FINGERPRINT, 0x0008: _INTEGRITY, 0x001C: _INTEGRITY, 0xC060: _INTEGRITY,
           0x0009: _ERROR, 0x0016: _RELAYED, 0x0020: _MAPPED, 0x8020: _MAPPED + 1, 0x0001: _MAPPED + 2}
 """``_MAPPED + rank``: the reflexive address preference of
 :func:`~stunscope.wire.attributes.xor_mapped` (XOR-MAPPED-ADDRESS, then 0x8020, then MAPPED-ADDRESS)."""
@@ -211,7 +211,7 @@ def message_json(msg: StunMessage, keyring: Keyring | None = None, username: str
 class MessageFormatter:
     """Formats a capture's events in order, remembering recent requests by transaction id.
 
-    ``keyring`` verifies MESSAGE-INTEGRITY(-SHA256); without it a signed message is ``no-key``.
+    ``keyring`` verifies MESSAGE-INTEGRITY(-SHA256) and GOOG-MESSAGE-INTEGRITY-32; without it a signed message is ``no-key``.
     Requests expire :data:`_REQUEST_TTL_S` after they were seen, and ``max_pending`` bounds the
     table besides (oldest evicted first, counted in ``evicted``), so memory does not grow with
     the capture.

@@ -6,6 +6,12 @@
 - MESSAGE-INTEGRITY: HMAC-SHA1 over the message up to the attribute, with the header length
   rewritten to end just after it (RFC 8489 §14.5). MESSAGE-INTEGRITY-SHA256: the same with
   HMAC-SHA256, possibly truncated to 16-32 bytes (§14.6).
+- GOOG-MESSAGE-INTEGRITY-32 (0xC060, IANA-registered by Google): libwebrtc's MESSAGE-INTEGRITY
+  truncated to its first 4 bytes, on GOOG-PING and on Binding checks once both agents announced
+  support in GOOG-MISC-INFO. libwebrtc's ``StunMessage::ValidateMessageIntegrityOfType`` hashes
+  exactly what §14.5 hashes (the header length rewritten to end after this attribute, every byte
+  before it) with HMAC-SHA1 and the ICE short-term password, and accepts only a 4-byte value. It
+  looks at it only when the message has no MESSAGE-INTEGRITY.
 - Keys: short-term = the SASLprep'd password (§9.1.1; ICE passwords, RFC 8445 §7.2.2); long-term
   = MD5(username ":" realm ":" SASLprep(password)) (§9.2.2), or SHA-256 of the same when the
   message selects PASSWORD-ALGORITHM SHA-256 (§18.5.1).
@@ -56,12 +62,13 @@ CREDENTIALS_ENV = "STUNSCOPE_CREDENTIALS"
 
 MESSAGE_INTEGRITY = 0x0008
 MESSAGE_INTEGRITY_SHA256 = 0x001C
+GOOG_MESSAGE_INTEGRITY_32 = 0xC060
 FINGERPRINT = 0x8028
 PASSWORD_ALGORITHM = 0x001D
 _SHA256_ALGORITHM = 0x0002
 """RFC 8489 §18.5: STUN Password Algorithm 0x0002 is SHA-256 (0x0001 MD5)."""
 
-_HMACS = {MESSAGE_INTEGRITY: "sha1", MESSAGE_INTEGRITY_SHA256: "sha256"}
+_HMACS = {MESSAGE_INTEGRITY: "sha1", MESSAGE_INTEGRITY_SHA256: "sha256", GOOG_MESSAGE_INTEGRITY_32: "sha1"}
 """Integrity attribute -> HMAC digest (for the one-shot C ``hmac.digest``)."""
 
 
@@ -143,6 +150,13 @@ class Keyring:
             self.add_short_term(password)
         else:
             self.add_long_term(username, password, realm)
+
+    def copy(self) -> Keyring:
+        """A new keyring with the same credentials (adding to it leaves this one unchanged)."""
+        ring = Keyring()
+        ring._short = list(self._short)
+        ring._long = list(self._long)
+        return ring
 
     def __len__(self) -> int:
         return len(self._short) + len(self._long)
@@ -234,9 +248,11 @@ def _integrity_input(msg: StunMessage, offset: int, attr_length: int) -> bytes:
     return raw[:2] + length.to_bytes(2, "big") + raw[4:offset]
 
 
-_MAC_SIZES = {MESSAGE_INTEGRITY: frozenset({20}), MESSAGE_INTEGRITY_SHA256: frozenset(range(16, 33, 4))}
+_MAC_SIZES = {MESSAGE_INTEGRITY: frozenset({20}), MESSAGE_INTEGRITY_SHA256: frozenset(range(16, 33, 4)),
+              GOOG_MESSAGE_INTEGRITY_32: frozenset({4})}
 """RFC 8489 §14.5: HMAC-SHA1 is 20 bytes; §14.6: HMAC-SHA256 may be truncated to 16-32 bytes in
-steps of 4."""
+steps of 4; GOOG-MESSAGE-INTEGRITY-32 is HMAC-SHA1 truncated to 4 (libwebrtc rejects any other
+length)."""
 
 _SHA256_PASSWORD = _SHA256_ALGORITHM.to_bytes(2, "big")
 
@@ -253,13 +269,16 @@ def _verify(msg: StunMessage, attr_type: int, offset: int, mac: bytes, keys: lis
 def check_integrity(
     msg: StunMessage, keyring: Keyring | None, username: str | None = None, realm: str | None = None
 ) -> str | None:
-    """Verify MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.5-14.6).
+    """Verify MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.5-14.6) and
+    GOOG-MESSAGE-INTEGRITY-32 (libwebrtc; see the module doc).
 
-    Returns None when the message carries neither (a MESSAGE-INTEGRITY that is not 20 bytes, as
+    Returns None when the message carries none (a MESSAGE-INTEGRITY that is not 20 bytes, as
     [MS-TURN]'s 32-byte one, cannot be judged and is passed over), ``"no-key"`` when the keyring has no candidate
     key, ``"ok"`` when every integrity attribute present verifies with some candidate key, else
     ``"bad"``. Responses carry no USERNAME/REALM: pass the request's as ``username``/``realm``.
-    Only the first attribute of each kind counts (RFC 8489 §14). A PASSWORD-ALGORITHM of SHA-256
+    Only the first attribute of each kind counts (RFC 8489 §14). GOOG-MESSAGE-INTEGRITY-32 counts
+    only in a message without MESSAGE-INTEGRITY, and one that is not 4 bytes is ``"bad"`` (both
+    as libwebrtc's ``StunMessage::ValidateMessageIntegrity`` judges it). A PASSWORD-ALGORITHM of SHA-256
     selects the SHA-256 long-term key (§18.5.1).
     """
     present: dict[int, Attribute] = {}
@@ -272,6 +291,8 @@ def check_integrity(
             present.setdefault(attr_type, attr)
         elif attr_type == PASSWORD_ALGORITHM:
             sha256_password = attr[3][:2] == _SHA256_PASSWORD
+    if MESSAGE_INTEGRITY in present:
+        present.pop(GOOG_MESSAGE_INTEGRITY_32, None)  # libwebrtc then checks MESSAGE-INTEGRITY only
     if not present:
         return None
     username = username_of(msg) if username is None else username

@@ -161,7 +161,7 @@ ATTRIBUTES: dict[int, AttrSpec] = {
     0xC05B: _A("GOOG-CONNECTION-ID", "hex"),  # IANA (Google)
     0xC05C: _A("GOOG-DELTA", "hex"),  # IANA (Google)
     0xC05D: _A("GOOG-DELTA-ACK", "hex"),  # IANA (Google)
-    0xC060: _A("GOOG-MESSAGE-INTEGRITY-32", "hex"),  # IANA (Google)
+    0xC060: _A("GOOG-MESSAGE-INTEGRITY-32", "u32-hex"),  # IANA (Google); libwebrtc: always 4 bytes
     0xFF05: _A("GOOG-LOGGING-ID", "text"),  # libwebrtc (unregistered), name as in Wireshark
 }
 """Attribute code -> (RFC spelling, value kind)."""
