@@ -165,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
     known = None
     if any(reads_messages(rule) for rule in rules):  # a second, streaming pass over the capture
         from stunscope.check.message_tally import message_results
+        from stunscope.cli.messages import keyring_with_sdp
 
-        known = message_results(rules, path, loaded.analysis, keyring)
+        known = message_results(rules, path, loaded.analysis, keyring_with_sdp(keyring, args.sdp))
     results = run_rules(rules, loaded.analysis, known)
     if args.baseline is not None:
         accepted = sources.load(baseline_path(args.baseline), keyring, args.baseline_sdp)

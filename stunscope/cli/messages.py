@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 
 from stunscope.capture.stream import open_events
 from stunscope.cli import options
 from stunscope.report.messages import MessageFormatter
+from stunscope.wire.integrity import Keyring
 
 _BATCH = 2048
 """Events formatted per write: large enough to amortise the write call, small enough that
@@ -24,10 +27,12 @@ examples:
   stunscope messages call.pcapng --format jsonl | jq 'select(.class == "error")'
   stunscope messages turn.pcap --credential alice:secret          check MESSAGE-INTEGRITY
   stunscope messages ice.pcap --ice-pwd 4pWbUG3H7v5xBhz2           ICE short-term password
+  stunscope messages ice.pcap --sdp offer.sdp --sdp answer.sdp     their a=ice-pwd values
 
 text columns: frame, time since the first event, src → dst, transport, method class,
 [error], tx=first 8 hex digits of the transaction id, mapped=/relayed=/peer= addresses,
-channel=, rtt= (request seen), fp= FINGERPRINT and mi= MESSAGE-INTEGRITY (ok/bad/no-key),
+channel=, rtt= (request seen), fp= FINGERPRINT and mi= MESSAGE-INTEGRITY, -SHA256 or
+GOOG-MESSAGE-INTEGRITY-32 (ok/bad/no-key),
 '! findings'. [in channeldata 0x4000] / [in send peer ...] marks tunnelled messages.
 jsonl: one object per message, JSON contract v1 (DESIGN.md), plus kind "undecodable" and
 "icmp-unreachable" events.
@@ -46,14 +51,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_capture(parser)
     options.add_format(parser, ("text", "jsonl"))
-    options.add_credentials(parser)
+    options.add_analysis_input(parser)
     parser.set_defaults(func=run)
+
+
+def keyring_with_sdp(keyring: Keyring | None, sdp: Iterable[Path]) -> Keyring | None:
+    """``keyring`` plus the ``a=ice-pwd`` of every SDP file, the short-term keys of the ICE checks
+    (RFC 8839 §5.4, RFC 8445 §7.2.2), as ``analyze --sdp`` adds them; a copy, so ``keyring`` is
+    unchanged. None when there is no key at all. An unreadable file is an InputError (exit 3)."""
+    paths = list(sdp)
+    if not paths:
+        return keyring
+    from stunscope.analysis.sdp import read_sdp  # only with --sdp: keeps the analysis off startup
+
+    ring = keyring.copy() if keyring is not None else Keyring()
+    for path in paths:
+        for _ufrag, pwd in read_sdp(path).credentials:
+            ring.add_short_term(pwd)
+    return ring if len(ring) else None
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the messages of ``args.file`` in ``args.format``; returns the exit code."""
     path = options.capture_path(args)
-    formatter = MessageFormatter(options.keyring(args))
+    formatter = MessageFormatter(keyring_with_sdp(options.keyring(args), args.sdp))
     out = sys.stdout.buffer
     batch: list[bytes] = []
     try:
