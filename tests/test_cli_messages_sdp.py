@@ -99,3 +99,16 @@ def test_check_sdp_reaches_the_messages_collection(capsysbinary: pytest.CaptureF
     assert with_sdp == 0, out.decode()
     without, _, _ = _run(["check", str(HOST), *rules], capsysbinary)
     assert without == 1
+
+
+def test_the_pytest_plugin_messages_use_the_sdp_passwords(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """CaptureAnalysis.from_file(..., sdp=) (what the plugin's fixture opens) reads messages with
+    the SDP's passwords, as messages --sdp and check --sdp do."""
+    from stunscope.check.assertions import CaptureAnalysis
+
+    expected = _integrity([str(HOST), "--sdp", str(HOST_SDP)], capsysbinary)
+    for sdp, values in (((), {"no-key"}), ((HOST_SDP,), {"ok"})):
+        opened = CaptureAnalysis.from_file(HOST, sdp=sdp)
+        found = {m["frame"]: m["integrity"] for m in opened.messages()
+                 if m["kind"] == "stun" and m["method"] == "Binding"}
+        assert found.keys() == expected.keys() and set(found.values()) == values

@@ -147,3 +147,31 @@ def test_a_bad_goog_ping_raises_bad_integrity_in_the_analysis() -> None:
     assert "bad-integrity" in verdicts["bad"]
     assert "bad-integrity" not in verdicts["good"]
 
+
+
+def test_a_bad_goog_ping_response_raises_bad_integrity_too() -> None:
+    """Answers are checked where their request is known (the analysis's response path)."""
+    request = _msg(_signed())
+    verdicts = {}
+    for name, key in (("good", PASSWORD.encode()), ("bad", b"wrong-password-000000000")):
+        response = _msg(_signed(GOOG_PING, SUCCESS, key=key))
+        answer = MessageEvent(2, 2.0, Endpoint("10.0.0.2", 6000), Endpoint("10.0.0.1", 5000),
+                              "udp", "stun", response, None, None, None, 0)
+        found = analyze([_event(request), answer], keyring=_ring(PASSWORD)).verdicts
+        verdicts[name] = [v.code for v in found]
+    assert "bad-integrity" in verdicts["bad"]
+    assert "bad-integrity" not in verdicts["good"]
+
+
+def test_the_sdp_passwords_do_not_change_the_callers_keyring(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """check analyses a capture and its baseline with one keyring: the capture's --sdp passwords
+    must not leak into the baseline's analysis by being added to it."""
+    from stunscope.analysis.analyzer import Analyzer
+
+    sdp = tmp_path / "offer.sdp"
+    sdp.write_text(f"v=0\r\na=ice-ufrag:abcd\r\na=ice-pwd:{PASSWORD}\r\n")
+    ring = _ring("another-password-0000000")
+    before = len(ring)
+    analyzer = Analyzer(ring, [sdp])
+    assert len(ring) == before
+    assert analyzer.keyring is not None and len(analyzer.keyring) == before + 1

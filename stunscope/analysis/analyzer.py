@@ -22,7 +22,7 @@ from pathlib import Path
 from stunscope.analysis.ice import Check, IceSessionState, IceTracker, Ping, ufrags
 from stunscope.analysis.nat import NatTracker, change_flags
 from stunscope.analysis.results import SCHEMA, Analysis, CaptureSummary, Verdict
-from stunscope.analysis.sdp import SdpCandidates, SdpIce, read_sdp
+from stunscope.analysis.sdp import SdpCandidates, SdpIce, read_sdp, with_ice_passwords
 from stunscope.analysis import transactions as _transactions
 from stunscope.analysis.transactions import COPY_S, TransactionTracker
 from stunscope.analysis.turn import ALLOCATE, METHODS as TURN_METHODS, TurnRequest, TurnTracker
@@ -40,7 +40,7 @@ BINDING = 0x001
 GOOG_PING = 0x080
 USERNAME = 0x0006
 REQUEST, INDICATION, ERROR = MessageClass.REQUEST, MessageClass.INDICATION, MessageClass.ERROR
-_MI_TYPES = (0x0008, 0x001C)
+_MI_TYPES = (0x0008, 0x001C, 0xC060)  # MESSAGE-INTEGRITY, -SHA256, GOOG-MESSAGE-INTEGRITY-32
 
 
 class Analyzer:
@@ -74,11 +74,7 @@ class Analyzer:
         self.stats = stats
         self.complete = True
         self.relay_ends: set[Endpoint] = set()
-        if any(p.credentials for p in parsed) and keyring is None:
-            keyring = Keyring()
-        for item in parsed:
-            for _ufrag, pwd in item.credentials:
-                keyring.add_short_term(pwd)  # type: ignore[union-attr]
+        keyring = with_ice_passwords(keyring, parsed)
         self.keyring = keyring if keyring else None
 
     # -- feeding ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from stunscope.analysis.results import Verdict
 from stunscope.analysis.verdicts import verdict
 from stunscope.errors import InputError
+from stunscope.wire.integrity import Keyring
 from stunscope.wire.message import Endpoint
 
 MAX_TYPE_PREFERENCE = 126
@@ -117,6 +118,25 @@ def read_sdp(path: str | Path) -> SdpIce:
     except OSError as exc:
         raise InputError(f"cannot read SDP file {path}: {exc.strerror or exc}") from exc
     return parse_sdp(text, str(path))
+
+
+def with_ice_passwords(keyring: Keyring | None, sdps: Iterable[SdpIce]) -> Keyring | None:
+    """``keyring`` plus the ``a=ice-pwd`` of every SDP, the short-term keys of the ICE checks
+    (RFC 8839 §5.4, RFC 8445 §7.2.2). A copy: the caller's keyring is unchanged (``check``
+    analyses a capture and its baseline with one). None when there is no key at all."""
+    passwords = [pwd for sdp in sdps for _ufrag, pwd in sdp.credentials]
+    if not passwords:
+        return keyring
+    ring = keyring.copy() if keyring is not None else Keyring()
+    for pwd in passwords:
+        ring.add_short_term(pwd)
+    return ring
+
+
+def keyring_with_sdp(keyring: Keyring | None, paths: Iterable[str | Path]) -> Keyring | None:
+    """:func:`with_ice_passwords` of the SDP files at ``paths`` (``--sdp``); an unreadable file
+    is an :class:`InputError` (exit 3)."""
+    return with_ice_passwords(keyring, [read_sdp(path) for path in paths])
 
 
 def follows_formula(priority: int, component: int) -> bool:

@@ -49,8 +49,11 @@ class CaptureAnalysis:
         """Analyse a capture, or read a saved ``analyze --format json`` file."""
         from stunscope.check.sources import load
 
+        from stunscope.analysis.sdp import keyring_with_sdp
+
         loaded = load(path, keyring, sdp)
-        return cls(loaded.analysis, str(path), loaded.error, path, keyring)
+        # messages() decodes the capture again: with the SDP's ICE passwords, as check does.
+        return cls(loaded.analysis, str(path), loaded.error, path, keyring_with_sdp(keyring, sdp))
 
     def __repr__(self) -> str:
         return f"<CaptureAnalysis {self.source or 'in memory'}>"

@@ -43,7 +43,7 @@ Meaning
   empty list. Ordering comparisons with null are false. `LIST has X`: the list holds X, or an
   object whose code is X. `S matches "re"`: regular-expression search.
   A failing rule shows the value found and the frames of the objects it looked at.
-  messages: one object per line of `stunscope messages --format jsonl` (same --credential),
+  messages: one object per line of `stunscope messages --format jsonl` (same --credential and --sdp keys),
   read from the capture in one streaming pass (not from a saved analysis JSON); a part that
   reads them must count, aggregate, quantify or test them, and names the frames of the first
   10 messages it found. Attributes are matched by their RFC name.
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     known = None
     if any(reads_messages(rule) for rule in rules):  # a second, streaming pass over the capture
         from stunscope.check.message_tally import message_results
-        from stunscope.cli.messages import keyring_with_sdp
+        from stunscope.analysis.sdp import keyring_with_sdp
 
         known = message_results(rules, path, loaded.analysis, keyring_with_sdp(keyring, args.sdp))
     results = run_rules(rules, loaded.analysis, known)

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
-from pathlib import Path
 
 from stunscope.capture.stream import open_events
 from stunscope.cli import options
 from stunscope.report.messages import MessageFormatter
-from stunscope.wire.integrity import Keyring
 
 _BATCH = 2048
 """Events formatted per write: large enough to amortise the write call, small enough that
@@ -55,26 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def keyring_with_sdp(keyring: Keyring | None, sdp: Iterable[Path]) -> Keyring | None:
-    """``keyring`` plus the ``a=ice-pwd`` of every SDP file, the short-term keys of the ICE checks
-    (RFC 8839 §5.4, RFC 8445 §7.2.2), as ``analyze --sdp`` adds them; a copy, so ``keyring`` is
-    unchanged. None when there is no key at all. An unreadable file is an InputError (exit 3)."""
-    paths = list(sdp)
-    if not paths:
-        return keyring
-    from stunscope.analysis.sdp import read_sdp  # only with --sdp: keeps the analysis off startup
-
-    ring = keyring.copy() if keyring is not None else Keyring()
-    for path in paths:
-        for _ufrag, pwd in read_sdp(path).credentials:
-            ring.add_short_term(pwd)
-    return ring if len(ring) else None
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the messages of ``args.file`` in ``args.format``; returns the exit code."""
     path = options.capture_path(args)
-    formatter = MessageFormatter(keyring_with_sdp(options.keyring(args), args.sdp))
+    keyring = options.keyring(args)
+    if args.sdp:  # imported only then: keeps the analysis off the command's startup
+        from stunscope.analysis.sdp import keyring_with_sdp
+
+        keyring = keyring_with_sdp(keyring, args.sdp)
+    formatter = MessageFormatter(keyring)
     out = sys.stdout.buffer
     batch: list[bytes] = []
     try:
