@@ -53,6 +53,18 @@ def tmux(session: str, *args: str, check: bool = True) -> subprocess.CompletedPr
                           text=True, timeout=30)
 
 
+def start_tmux(session: str, width: int, height: int, command: str, cwd: Path = ROOT) -> None:
+    """A detached ``session`` of ``width``×``height`` (its own server) running ``command``, which
+    starts once the pane has that size: tmux may create the pane at 80×24 and resize it a moment
+    later, and a program that reads its size before the resize and misses the SIGWINCH (Textual
+    installs its handler after reading) keeps drawing at 80×24. The shell's checkwinsize may
+    have exported COLUMNS and LINES of the first size meanwhile, which would win over the
+    terminal's: they are unset."""
+    wait = f'until [ "$(stty size)" = "{height} {width}" ]; do sleep 0.05; done; unset COLUMNS LINES; '
+    tmux(session, "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height),
+         "-c", str(cwd), wait + command)
+
+
 def kill_tmux(session: str) -> None:
     """End the server of :func:`tmux` ``session`` and remove its socket, which tmux leaves
     behind (also when the server ended with its program)."""

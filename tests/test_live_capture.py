@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import kill_tmux, tmux
+from conftest import kill_tmux, start_tmux, tmux
 
 from stunscope.capture.live import DEFAULT_FILTER
 from stunscope.capture.records import read_records
@@ -271,8 +271,7 @@ def tui(port: int, done: Path, *args: str) -> Iterator[str]:
     session = f"stunscope-live-{os.getpid()}-{port}"
     command = (f"{sys.executable} -m stunscope live -f 'udp dst port {port}' {' '.join(args)}; "
                f"echo $? > {done}")
-    tmux(session, "new-session", "-d", "-s", session, "-x", "120", "-y", "30", "-c", str(ROOT),
-         command)
+    start_tmux(session, 120, 30, command)
     try:
         assert "● live" in _wait_screen(session, "● live")
         yield session

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import CAPTURES, kill_tmux, tmux
+from conftest import CAPTURES, kill_tmux, start_tmux, tmux
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,8 +29,7 @@ def terminal() -> Iterator[Callable[[str, int, int], str]]:
 
     def start(args: str, width: int, height: int) -> str:
         name = f"stunscope-test-{uuid.uuid4().hex[:8]}"
-        _tmux(name, "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
-              f"stunscope {args}")
+        start_tmux(name, width, height, f"stunscope {args}")
         sessions.append(name)
         return name
 
