@@ -173,7 +173,7 @@ def decode_frame(
         if size >= ip + 28:
             tag, vihl, total, frag, proto, src, dst, sport, dport, length = unpack(data)
             if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF:
-                if 8 <= length <= total - 20 and ip + total <= size and dport != 4789 and dport != 6081:  # UDP_TUNNEL_PORTS
+                if 8 <= length <= total - 20 and ip + total <= size and dport not in UDP_TUNNEL_PORTS:
                     return new(Transport, (UDP, src, dst, sport, dport, data[ip + 28 : ip + 20 + length], 0, 0))
     if linktype == 1:
         return _ethernet(data, 0, ts, fragments, 0)

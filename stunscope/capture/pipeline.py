@@ -52,7 +52,7 @@ from pathlib import Path
 
 from stunscope.capture.events import Event, MessageEvent, Unreachable
 from stunscope.capture.fragments import FragmentTable
-from stunscope.capture.layers import FAST_UDP4, UDP, IcmpQuote, Transport, decode_frame
+from stunscope.capture.layers import FAST_UDP4, UDP, UDP_TUNNEL_PORTS, IcmpQuote, Transport, decode_frame
 from stunscope.capture.records import new, read_records
 from stunscope.capture.stats import CaptureStats
 from stunscope.capture.tcp import TcpReassembler
@@ -374,7 +374,7 @@ def _batches(path: str, sender) -> None:  # type: ignore[no-untyped-def]
             if fast is not None and size >= fast[1] + 28:
                 unpack, ip, tags = fast
                 tag, vihl, total, frag, proto, src_ip, dst_ip, sport, dport, length = unpack(data)
-                if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size and dport != 4789 and dport != 6081:  # not UDP_TUNNEL_PORTS (VXLAN, GENEVE): decode_frame unwraps them
+                if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size and dport not in UDP_TUNNEL_PORTS:  # VXLAN, GENEVE: decode_frame unwraps them
                     start = ip + 28
                     if length >= 16 and 128 <= data[start] < 192:  # RTP/RTCP: as in iter_events
                         dropped["rtcp" if 192 <= data[start + 1] <= 223 else "rtp" if length >= 20 else "other"] += 1

@@ -20,7 +20,7 @@ from pathlib import Path
 from stunscope.capture.channels import CHANNEL_BIND, BoundChannels
 from stunscope.capture.events import Event, MessageEvent, Undecodable, Unreachable
 from stunscope.capture.fragments import FragmentTable
-from stunscope.capture.layers import FAST_UDP4, UDP, IcmpQuote, Transport, decode_frame
+from stunscope.capture.layers import FAST_UDP4, UDP, UDP_TUNNEL_PORTS, IcmpQuote, Transport, decode_frame
 from stunscope.capture.records import Record, new, read_records
 from stunscope.capture.stats import CaptureStats
 from stunscope.capture.tcp import TcpReassembler
@@ -84,7 +84,7 @@ def iter_events(records: Iterable[Record], *, stats: CaptureStats | None = None)
             # first bytes without a payload copy, plain ChannelData becomes its event here.
             unpack, ip, tags = fast
             tag, vihl, total, frag, proto, src_ip, dst_ip, sport, dport, length = unpack(data)
-            if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size and dport != 4789 and dport != 6081:  # not UDP_TUNNEL_PORTS (VXLAN, GENEVE): decode_frame unwraps them
+            if vihl == 0x45 and proto == UDP and tag in tags and not frag & 0x3FFF and 8 <= length <= total - 20 and ip + total <= size and dport not in UDP_TUNNEL_PORTS:  # VXLAN, GENEVE: decode_frame unwraps them
                 start = ip + 28
                 if length >= 16:
                     first = data[start]
